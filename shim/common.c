@@ -1,0 +1,113 @@
+#include "shim/common.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+__thread int pg_inside __attribute__((tls_model("initial-exec")));
+
+static unsigned fault_every;
+static unsigned long fault_count;
+static size_t alloc_bytes;
+
+void pg_alloc_set_fault(unsigned every)
+{
+	fault_every = every;
+}
+
+static int fault_now(void)
+{
+	if (PG_LIKELY(fault_every == 0))
+		return 0;
+	return __atomic_add_fetch(&fault_count, 1, __ATOMIC_RELAXED) % fault_every == 0;
+}
+
+/* malloc_usable_size() rather than a header of our own: the benchmarks print
+ * what the registry really holds, and a header would add to it. */
+void *pg_alloc(size_t size)
+{
+	void *p;
+
+	if (fault_now())
+		return NULL;
+	p = malloc(size);
+	if (p)
+		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	return p;
+}
+
+void *pg_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (fault_now())
+		return NULL;
+	p = calloc(n, size);
+	if (p)
+		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	return p;
+}
+
+void *pg_realloc(void *p, size_t size)
+{
+	size_t old = p ? malloc_usable_size(p) : 0;
+	void *n;
+
+	if (fault_now())
+		return NULL;
+	n = realloc(p, size);
+	if (n)
+		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(n) - old, __ATOMIC_RELAXED);
+	return n;
+}
+
+void pg_free(void *p)
+{
+	if (!p)
+		return;
+	__atomic_sub_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	free(p);
+}
+
+size_t pg_alloc_bytes(void)
+{
+	return __atomic_load_n(&alloc_bytes, __ATOMIC_RELAXED);
+}
+
+int64_t pg_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t pg_now_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int pg_write_all(int fd, const char *buf, size_t len)
+{
+	int saved = errno;
+	int rc = 0;
+
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	errno = saved;
+	return rc;
+}

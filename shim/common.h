@@ -1,0 +1,36 @@
+/* Shared helpers of the shim: allocation that may fail on purpose, the
+ * "inside the shim" guard, the clock. */
+#ifndef PG_COMMON_H
+#define PG_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PG_HIDDEN __attribute__((visibility("hidden")))
+#define PG_UNUSED __attribute__((unused))
+#define PG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Set while the shim runs on this thread: a wrapped call made meanwhile (our
+ * own code, dlsym calling calloc, a signal handler that interrupted us) goes
+ * straight to libc. initial-exec: no allocation on first access. */
+extern __thread int pg_inside __attribute__((tls_model("initial-exec")));
+
+/* malloc/free that count what they hold and can be made to fail every Nth
+ * call (PORTGUARD_FAULT_ALLOC=N, for the tests of totals.lost). */
+void *pg_alloc(size_t size);
+void *pg_calloc(size_t n, size_t size);
+void *pg_realloc(void *p, size_t size);
+void pg_free(void *p);
+void pg_alloc_set_fault(unsigned every);
+size_t pg_alloc_bytes(void);
+
+/* Monotonic nanoseconds (coarse clock on the hot path: ages are reported in ms). */
+int64_t pg_now_ns(void);
+int64_t pg_now_coarse_ns(void);
+
+/* Async-signal-safe, errno-preserving write of a whole buffer. */
+int pg_write_all(int fd, const char *buf, size_t len);
+
+#endif

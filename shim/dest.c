@@ -1,0 +1,137 @@
+#include "shim/dest.h"
+
+#include "shim/out.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void pg_dest_remember_std(struct pg_dest *d)
+{
+	struct stat st;
+
+	for (int fd = 1; fd <= 2; fd++) {
+		d->std_ok[fd] = fstat(fd, &st) == 0;
+		if (d->std_ok[fd]) {
+			d->std_dev[fd] = st.st_dev;
+			d->std_ino[fd] = st.st_ino;
+		}
+	}
+}
+
+static int std_fd(const struct pg_dest *d, int fd)
+{
+	struct stat st;
+
+	if (!d->std_ok[fd] || fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_dev != d->std_dev[fd] || st.st_ino != d->std_ino[fd])
+		return -1;
+	return fd;
+}
+
+int pg_dest_path(const char *log_path, int pid, char *out, size_t size)
+{
+	const char *p = strstr(log_path, "%p");
+	int n;
+
+	if (p)
+		n = snprintf(out, size, "%.*s%d%s", (int)(p - log_path), log_path, pid, p + 2);
+	else
+		n = snprintf(out, size, "%s.%d", log_path, pid);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* First report of this process: a new file, never an existing one; if the
+ * name is taken (an earlier process with our pid), the first free NAME.N. */
+static int create_file(struct pg_dest *d, const char *base, const char **why)
+{
+	char name[sizeof(d->chosen)];
+	struct stat st;
+
+	for (int i = 0; i < 1000; i++) {
+		int n = i == 0 ? snprintf(name, sizeof(name), "%s", base)
+			       : snprintf(name, sizeof(name), "%s.%d", base, i);
+		if (n < 0 || (size_t)n >= sizeof(name)) {
+			*why = "the name is too long";
+			return -1;
+		}
+		int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			snprintf(d->chosen, sizeof(d->chosen), "%s", name);
+			return fd;
+		}
+		if (errno != EEXIST) {
+			*why = strerror(errno);
+			return -1;
+		}
+		/* O_EXCL never follows a link, but a link there means someone
+		 * expects us to write through it: refuse. */
+		if (i == 0 && lstat(name, &st) == 0 && S_ISLNK(st.st_mode)) {
+			*why = "it is a symbolic link";
+			return -1;
+		}
+	}
+	*why = "no free name";
+	return -1;
+}
+
+/* Later reports append, but only to a regular file of ours. */
+static int append_file(const char *name, const char **why)
+{
+	struct stat st;
+	int fd = open(name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		*why = "it is no longer a regular file of ours";
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int pg_dest_open(struct pg_dest *d, const struct pg_config *c, int pid, int *close_after)
+{
+	char base[sizeof(d->chosen)];
+	const char *why = NULL;
+	int fd;
+
+	*close_after = 0;
+	if (c->dest == PG_DEST_STDOUT)
+		return std_fd(d, 1);
+	if (c->dest == PG_DEST_STDERR)
+		return std_fd(d, 2);
+	if (d->pid != pid) {
+		d->pid = pid;
+		d->chosen[0] = 0;
+		d->warned = 0;
+	}
+	if (d->chosen[0]) {
+		fd = append_file(d->chosen, &why);
+		if (fd >= 0) {
+			*close_after = 1;
+			return fd;
+		}
+		snprintf(base, sizeof(base), "%s", d->chosen);
+	} else if (pg_dest_path(c->log_path, pid, base, sizeof(base)) < 0) {
+		why = "the name is too long";
+	} else {
+		fd = create_file(d, base, &why);
+		if (fd >= 0) {
+			*close_after = 1;
+			return fd;
+		}
+	}
+	if (!d->warned) {
+		d->warned = 1;
+		pg_warn("log_path: cannot write %s: %s; reporting to stderr", base, why);
+	}
+	return std_fd(d, 2);
+}

@@ -1,0 +1,319 @@
+/* The exported libc names, and nothing else. Each wrapper: make sure the
+ * library is ready, call the real function, tell the registry, give the
+ * program back the real return value and errno. */
+#include "shim/real.h"
+#include "shim/signals.h"
+#include "shim/track.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define PG_EXPORT __attribute__((visibility("default")))
+
+/* Declared by no header (bsd_signal left POSIX; __libc_start_main is glibc's
+ * entry from _start). */
+pg_sighandler_t bsd_signal(int sig, pg_sighandler_t h);
+int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+		      void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
+		      void *stack_end);
+
+PG_EXPORT int socket(int domain, int type, int protocol)
+{
+	int on = pg_track_active();
+	int fd = pg_real.socket(domain, type, protocol);
+	int err = errno;
+
+	if (fd >= 0 && on)
+		pg_track_socket(fd, domain, type, protocol);
+	errno = err;
+	return fd;
+}
+
+PG_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	int on = pg_track_active();
+	int rc = pg_real.socketpair(domain, type, protocol, sv);
+	int err = errno;
+
+	if (rc == 0 && on)
+		pg_track_socketpair(sv, domain, type, protocol);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int on = pg_track_active();
+	int nfd = pg_real.accept(fd, addr, len);
+	int err = errno;
+
+	if (nfd >= 0 && on)
+		pg_track_accept(nfd);
+	errno = err;
+	return nfd;
+}
+
+PG_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int on = pg_track_active();
+	int nfd = pg_real.accept4(fd, addr, len, flags);
+	int err = errno;
+
+	if (nfd >= 0 && on)
+		pg_track_accept(nfd);
+	errno = err;
+	return nfd;
+}
+
+PG_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	pg_track_active();
+	return pg_real.bind(fd, addr, len);
+}
+
+PG_EXPORT int listen(int fd, int backlog)
+{
+	int on = pg_track_active();
+	int rc = pg_real.listen(fd, backlog);
+	int err = errno;
+
+	if (rc == 0 && on)
+		pg_track_listen(fd);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	pg_track_active();
+	return pg_real.connect(fd, addr, len);
+}
+
+PG_EXPORT int close(int fd)
+{
+	struct pg_close_op op;
+	int on = pg_track_active();
+	int rc, err;
+
+	if (on)
+		pg_track_close_begin(fd, &op);
+	rc = pg_real.close(fd);
+	err = errno;
+	/* Linux releases the descriptor even when close fails (EINTR, EIO);
+	 * only EBADF means there was none. */
+	if (on)
+		pg_track_close_end(&op, rc < 0 && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int dup(int oldfd)
+{
+	int on = pg_track_active();
+	int fd = pg_real.dup(oldfd);
+	int err = errno;
+
+	if (fd >= 0 && on)
+		pg_track_dup(oldfd, fd);
+	errno = err;
+	return fd;
+}
+
+/* dup2/dup3 onto an open descriptor close it first, inside the kernel. */
+static int pg_dup23(int oldfd, int newfd, int flags, int three)
+{
+	struct pg_close_op op;
+	int on = pg_track_active() && oldfd != newfd;
+	int rc, err;
+
+	if (on)
+		pg_track_close_begin(newfd, &op);
+	rc = three ? pg_real.dup3(oldfd, newfd, flags) : pg_real.dup2(oldfd, newfd);
+	err = errno;
+	if (on) {
+		pg_track_close_end(&op, rc < 0 ? PG_NOT_CLOSED : PG_CLOSED);
+		if (rc >= 0)
+			pg_track_dup(oldfd, rc);
+	}
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int dup2(int oldfd, int newfd)
+{
+	return pg_dup23(oldfd, newfd, 0, 0);
+}
+
+PG_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return pg_dup23(oldfd, newfd, flags, 1);
+}
+
+/* fcntl's third argument is an int or a pointer; passing it on as a pointer
+ * keeps every bit of either (x86-64 and the other LP64 ABIs). */
+static int pg_fcntl(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int on = pg_track_active();
+	int rc = real(fd, cmd, arg);
+	int err = errno;
+
+	if (rc >= 0 && on && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		pg_track_dup(fd, rc);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	pg_real_bind();
+	return pg_fcntl(pg_real.fcntl, fd, cmd, arg);
+}
+
+PG_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	pg_real_bind();
+	return pg_fcntl(pg_real.fcntl64, fd, cmd, arg);
+}
+
+PG_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	struct pg_range_op r = {0};
+	/* CLOSE_RANGE_CLOEXEC only marks descriptors; it closes none. */
+	int on = pg_track_active() && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last;
+	int rc, err;
+
+	if (on)
+		pg_track_range_begin(first, last, &r);
+	rc = pg_real.close_range(first, last, flags);
+	err = errno;
+	if (on)
+		pg_track_range_end(&r, rc == 0);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT void closefrom(int lowfd)
+{
+	struct pg_range_op r = {0};
+	int on = pg_track_active() && lowfd >= 0;
+	int err;
+
+	if (on)
+		pg_track_range_begin((unsigned)lowfd, INT_MAX, &r);
+	pg_real.closefrom(lowfd);
+	err = errno;
+	if (on)
+		pg_track_range_end(&r, 1);
+	errno = err;
+}
+
+/* fclose closes its descriptor inside libc, where no wrapper sees it. */
+PG_EXPORT int fclose(FILE *fp)
+{
+	struct pg_close_op op;
+	int on = pg_track_active() && fp;
+	int fd = on ? fileno(fp) : -1;
+	int rc, err;
+
+	if (fd >= 0)
+		pg_track_close_begin(fd, &op);
+	rc = pg_real.fclose(fp);
+	err = errno;
+	if (fd >= 0)
+		pg_track_close_end(&op, rc == EOF && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	int rc;
+
+	pg_track_active();
+	if (!pg_inside) {
+		rc = pg_signals_sigaction(sig, act, old);
+		if (rc != -1)
+			return rc == 0 ? 0 : -1;
+	}
+	return pg_real.sigaction(sig, act, old);
+}
+
+static pg_sighandler_t pg_signal_common(int sig, pg_sighandler_t h, enum pg_sigflavor fl,
+					pg_sighandler_t (*real)(int, pg_sighandler_t))
+{
+	pg_sighandler_t prev;
+
+	pg_track_active();
+	if (!pg_inside && pg_signals_signal(sig, h, fl, &prev) == 0)
+		return prev;
+	return real(sig, h);
+}
+
+PG_EXPORT pg_sighandler_t signal(int sig, pg_sighandler_t h)
+{
+	pg_real_bind();
+	return pg_signal_common(sig, h, PG_SIG_BSD, pg_real.signal);
+}
+
+PG_EXPORT pg_sighandler_t bsd_signal(int sig, pg_sighandler_t h)
+{
+	pg_real_bind();
+	return pg_signal_common(sig, h, PG_SIG_BSD, pg_real.bsd_signal);
+}
+
+PG_EXPORT pg_sighandler_t sysv_signal(int sig, pg_sighandler_t h)
+{
+	pg_real_bind();
+	return pg_signal_common(sig, h, PG_SIG_SYSV, pg_real.sysv_signal);
+}
+
+PG_EXPORT pg_sighandler_t sigset(int sig, pg_sighandler_t h)
+{
+	pg_real_bind();
+	return pg_signal_common(sig, h, PG_SIG_SET, pg_real.sigset);
+}
+
+/* The exit status, for exitcode: exit() as called by the program, and the
+ * return value of main, which glibc passes to exit() internally. */
+PG_EXPORT void exit(int status)
+{
+	pg_real_bind();
+	pg_track_exit_status(status);
+	pg_real.exit(status);
+}
+
+static int (*pg_main_real)(int, char **, char **);
+
+static int pg_main(int argc, char **argv, char **envp)
+{
+	int rc = pg_main_real(argc, argv, envp);
+
+	pg_track_exit_status(rc);
+	return rc;
+}
+
+PG_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+				void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
+				void *stack_end)
+{
+	pg_real_bind();
+	pg_main_real = main;
+	return pg_real.libc_start_main(pg_main, argc, argv, init, fini, rtld_fini, stack_end);
+}

@@ -1,0 +1,26 @@
+/* A small buffered writer straight to a descriptor (never through the
+ * program's stdio), with JSON string escaping. */
+#ifndef PG_OUT_H
+#define PG_OUT_H
+
+#include <stddef.h>
+
+struct pg_out {
+	int fd;
+	int error; /* first write error, -errno */
+	size_t len;
+	char buf[16384];
+};
+
+void pg_out_init(struct pg_out *o, int fd);
+void pg_out_write(struct pg_out *o, const char *s, size_t n);
+void pg_out_puts(struct pg_out *o, const char *s);
+void pg_out_printf(struct pg_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal, quotes included; NULL writes null. */
+void pg_out_json_str(struct pg_out *o, const char *s);
+int pg_out_flush(struct pg_out *o);
+
+/* One warning line "portguard: ..." on stderr, errno preserved. */
+void pg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,192 @@
+#include "shim/sockinfo.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+uint64_t pg_sockinfo_inode(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	return st.st_ino;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	out[0] = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, size, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else if (ss->ss_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)ss;
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
+				      ? len - offsetof(struct sockaddr_un, sun_path)
+				      : 0;
+		if (plen == 0)
+			return;
+		if (un->sun_path[0] == 0) {
+			/* Abstract names are shown as ss does, with '@'. */
+			snprintf(out, size, "@%.*s", (int)(plen - 1), un->sun_path + 1);
+		} else {
+			snprintf(out, size, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+		}
+	}
+}
+
+void pg_sockinfo_query(int fd, struct pg_sockinfo *si)
+{
+	struct sockaddr_storage ss;
+	socklen_t len, il = sizeof(int);
+	int v;
+
+	memset(si, 0, sizeof(*si));
+	if (!getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &il))
+		si->domain = v;
+	il = sizeof(int);
+	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &il))
+		si->type = v;
+	il = sizeof(int);
+	if (!getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &il))
+		si->protocol = v;
+	il = sizeof(int);
+	if (!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &il))
+		si->listening = v != 0;
+	len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (!getsockname(fd, (struct sockaddr *)&ss, &len))
+		format_addr(&ss, len, si->local, sizeof(si->local));
+	len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len))
+		format_addr(&ss, len, si->remote, sizeof(si->remote));
+	if ((si->domain == AF_INET || si->domain == AF_INET6) && si->type == SOCK_STREAM &&
+	    (si->protocol == IPPROTO_TCP || si->protocol == 0)) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+		if (!getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl))
+			si->tcp_state = ti.tcpi_state;
+	}
+}
+
+const char *pg_sockinfo_family_name(int domain)
+{
+	switch (domain) {
+	case AF_INET: return "inet";
+	case AF_INET6: return "inet6";
+	case AF_UNIX: return "unix";
+	case AF_NETLINK: return "netlink";
+	case AF_PACKET: return "packet";
+	default: return NULL;
+	}
+}
+
+const char *pg_sockinfo_type_name(int type)
+{
+	switch (type & 0xf) {
+	case SOCK_STREAM: return "stream";
+	case SOCK_DGRAM: return "dgram";
+	case SOCK_SEQPACKET: return "seqpacket";
+	case SOCK_RAW: return "raw";
+	case SOCK_RDM: return "rdm";
+	default: return NULL;
+	}
+}
+
+const char *pg_sockinfo_proto_name(int domain, int type, int protocol)
+{
+	if (domain == AF_UNIX)
+		return "unix";
+	if (domain == AF_NETLINK)
+		return "netlink";
+	if (domain != AF_INET && domain != AF_INET6)
+		return NULL;
+	switch (protocol) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_UDPLITE: return "udplite";
+	case IPPROTO_SCTP: return "sctp";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmpv6";
+	case IPPROTO_MPTCP: return "mptcp";
+	case 0:
+		if ((type & 0xf) == SOCK_STREAM)
+			return "tcp";
+		if ((type & 0xf) == SOCK_DGRAM)
+			return "udp";
+		return NULL;
+	default: return (type & 0xf) == SOCK_RAW ? "raw" : NULL;
+	}
+}
+
+const char *pg_sockinfo_tcp_state_name(int state)
+{
+	static const char *const names[] = {
+		NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+		"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
+		"NEW_SYN_RECV",
+	};
+
+	if (state <= 0 || state >= (int)(sizeof(names) / sizeof(names[0])))
+		return NULL;
+	return names[state];
+}
+
+struct pg_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), void *arg,
+		     int (*close_fn)(int))
+{
+	/* getdents64 on a descriptor of our own rather than opendir(): no
+	 * allocation, and the descriptor is closed before we return. */
+	char buf[8192];
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -errno;
+	for (;;) {
+		long n = syscall(SYS_getdents64, dfd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct pg_dirent64 *d = (struct pg_dirent64 *)(buf + off);
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9')
+				continue;
+			int fd = atoi(d->d_name);
+			if (fd == dfd)
+				continue;
+			uint64_t ino = pg_sockinfo_inode(fd);
+			if (ino)
+				fn(fd, ino, arg);
+		}
+	}
+	close_fn(dfd);
+	return 0;
+}

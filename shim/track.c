@@ -1,0 +1,299 @@
+/* The library's state and the hooks the wrappers call: init, socket births,
+ * closes, exit and fork. */
+#include "shim/track.h"
+
+#include "shim/config.h"
+#include "shim/dest.h"
+#include "shim/out.h"
+#include "shim/real.h"
+#include "shim/report.h"
+#include "shim/signals.h"
+#include "shim/sockinfo.h"
+#include "shim/stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int pg_ready;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static struct pg_config cfg;
+static struct pg_dest dest;
+static int self_pid;
+static char exe[4096];
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static int exit_reported;
+static int exit_status_known, exit_status;
+
+static void warn_line(const char *line, void *arg)
+{
+	(void)arg;
+	pg_warn("%s", line);
+}
+
+static void add_inherited(int fd, uint64_t inode, void *arg)
+{
+	(void)arg;
+	pg_registry_add(fd, inode, NULL, pg_now_coarse_ns(), -1, -1, -1, PG_SOCK_INHERITED);
+}
+
+static void write_report(enum pg_reason reason)
+{
+	struct pg_report_opts o;
+	struct pg_report_result res;
+	int close_after = 0, fd;
+
+	memset(&o, 0, sizeof(o));
+	memset(&res, 0, sizeof(res));
+	pthread_mutex_lock(&report_lock);
+	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
+	if (fd == 1)
+		fflush(stdout); /* the program's own output first */
+	o.cfg = &cfg;
+	o.reason = reason;
+	o.pid = self_pid;
+	o.exe = exe;
+	o.now_ns = pg_now_coarse_ns();
+	o.fd = fd;
+	o.quiet_if_clean = reason == PG_REASON_EXIT && !close_after;
+	o.kernel = 1;
+	o.close_fn = pg_real.close;
+	pg_report_write(&o, &res);
+	if (close_after)
+		pg_real.close(fd);
+	pthread_mutex_unlock(&report_lock);
+
+	/* exitcode: only a clean exit becomes a failing one. */
+	if (reason == PG_REASON_EXIT && cfg.exitcode && res.leaked && exit_status_known &&
+	    exit_status == 0) {
+		fflush(NULL);
+		_exit(cfg.exitcode);
+	}
+}
+
+static void on_report_request(void)
+{
+	write_report(PG_REASON_SIGNAL);
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&report_lock);
+	pg_registry_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	pg_registry_fork_parent();
+	pthread_mutex_unlock(&report_lock);
+}
+
+static void fork_child(void)
+{
+	pg_registry_fork_child();
+	pthread_mutex_init(&report_lock, NULL);
+	self_pid = getpid();
+	exit_reported = 0;
+	pg_signals_fork_child();
+}
+
+static void do_init(void)
+{
+	const char *fault;
+	int secure = getauxval(AT_SECURE) != 0;
+	ssize_t n;
+
+	pg_inside++;
+	pg_real_bind();
+	self_pid = getpid();
+	pg_config_defaults(&cfg);
+	pg_config_parse(&cfg, getenv("PORTGUARD_OPTIONS"), secure, warn_line, NULL);
+	/* Test hook: make every Nth allocation of the library fail. */
+	fault = secure ? NULL : getenv("PORTGUARD_FAULT_ALLOC");
+	if (fault && atoi(fault) > 0)
+		pg_alloc_set_fault((unsigned)atoi(fault));
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	pg_dest_remember_std(&dest);
+	if (cfg.stack_depth > 0)
+		pg_stack_init();
+	pg_sockinfo_scan(add_inherited, NULL, pg_real.close);
+	pg_signals_init(cfg.report_signal, on_report_request);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (pg_registry_open() > 0)
+		pg_signals_start_thread();
+	__atomic_store_n(&pg_ready, 1, __ATOMIC_RELEASE);
+	pg_inside--;
+}
+
+void pg_track_init(void)
+{
+	/* A wrapped call made by our own init (on this thread) must not wait
+	 * for the init it is part of. */
+	if (pg_inside)
+		return;
+	pthread_once(&init_once, do_init);
+}
+
+__attribute__((constructor)) static void pg_constructor(void)
+{
+	pg_track_init();
+}
+
+/* The exit report. A destructor of a preloaded library runs in _dl_fini,
+ * after the program's atexit handlers and its own destructors, so sockets
+ * they close are not reported. */
+__attribute__((destructor)) static void pg_destructor(void)
+{
+	if (!pg_ready || !cfg.report_at_exit)
+		return;
+	if (__atomic_exchange_n(&exit_reported, 1, __ATOMIC_ACQ_REL))
+		return;
+	pg_inside++;
+	write_report(PG_REASON_EXIT);
+	pg_inside--;
+}
+
+void pg_track_exit_status(int status)
+{
+	exit_status = status;
+	exit_status_known = 1;
+}
+
+static const struct pg_site *capture(void)
+{
+	uintptr_t frames[PG_MAX_DEPTH];
+	int n = cfg.stack_depth > 0 ? pg_stack_capture(frames, cfg.stack_depth) : 0;
+
+	return pg_site_intern(frames, (unsigned)n);
+}
+
+static void born(int fd, int domain, int type, int protocol, unsigned flags,
+		 const struct pg_site *site)
+{
+	if (!site) {
+		pg_registry_count_lost();
+		return;
+	}
+	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	pg_registry_add(fd, pg_sockinfo_inode(fd), site, pg_now_coarse_ns(), domain, type, protocol,
+			flags);
+	pg_signals_start_thread();
+}
+
+void pg_track_socket(int fd, int domain, int type, int protocol)
+{
+	pg_inside++;
+	born(fd, domain, type, protocol, 0, capture());
+	pg_inside--;
+}
+
+void pg_track_socketpair(const int sv[2], int domain, int type, int protocol)
+{
+	const struct pg_site *site;
+
+	pg_inside++;
+	site = capture();
+	born(sv[0], domain, type, protocol, 0, site);
+	born(sv[1], domain, type, protocol, 0, site);
+	pg_inside--;
+}
+
+void pg_track_accept(int fd)
+{
+	pg_inside++;
+	born(fd, -1, -1, -1, PG_SOCK_ACCEPTED, capture());
+	pg_inside--;
+}
+
+void pg_track_listen(int fd)
+{
+	pg_inside++;
+	pg_registry_set_flags(fd, PG_SOCK_LISTENING);
+	pg_inside--;
+}
+
+void pg_track_dup(int oldfd, int newfd)
+{
+	pg_inside++;
+	pg_registry_dup(oldfd, newfd);
+	pg_inside--;
+}
+
+void pg_track_close_begin(int fd, struct pg_close_op *op)
+{
+	pg_inside++;
+	op->what = pg_registry_close_begin(fd, &op->c);
+	pg_inside--;
+}
+
+void pg_track_close_end(struct pg_close_op *op, enum pg_close_outcome how)
+{
+	const struct pg_site *created, *closed;
+
+	if (op->what == PG_ENTRY_NONE)
+		return;
+	pg_inside++;
+	if (op->what == PG_ENTRY_LIVE) {
+		pg_registry_close_end(&op->c, how, how == PG_CLOSED ? capture() : NULL);
+	} else if (how == PG_WAS_GONE) {
+		/* EBADF on a number whose socket we saw this process close, and
+		 * that nothing reopened since (the kernel says it is free). */
+		if (pg_registry_tombstone(op->c.fd, &created, &closed))
+			pg_registry_double_close(op->c.fd, created, closed, capture());
+	} else if (how == PG_CLOSED) {
+		/* The number was reused by something we do not track. */
+		pg_registry_forget(op->c.fd);
+	}
+	pg_inside--;
+}
+
+void pg_track_range_begin(unsigned lo, unsigned hi, struct pg_range_op *r)
+{
+	int few[64], *fds = few;
+	size_t n;
+
+	r->ops = NULL;
+	r->n = 0;
+	pg_inside++;
+	if (lo > (unsigned)INT32_MAX)
+		goto out;
+	if (hi > (unsigned)INT32_MAX)
+		hi = INT32_MAX;
+	n = pg_registry_fds_in((int)lo, (int)hi, few, PG_ARRAY_LEN(few));
+	if (n > PG_ARRAY_LEN(few)) {
+		fds = pg_alloc(n * sizeof(int));
+		if (!fds)
+			goto out; /* left for reconciliation: closed_unseen */
+		size_t again = pg_registry_fds_in((int)lo, (int)hi, fds, n);
+		if (again < n)
+			n = again;
+	}
+	r->ops = pg_calloc(n ? n : 1, sizeof(*r->ops));
+	if (r->ops) {
+		for (size_t i = 0; i < n; i++)
+			r->ops[r->n++].what = pg_registry_close_begin(fds[i], &r->ops[i].c);
+	}
+	if (fds != few)
+		pg_free(fds);
+out:
+	pg_inside--;
+}
+
+void pg_track_range_end(struct pg_range_op *r, int closed)
+{
+	const struct pg_site *site = NULL;
+
+	pg_inside++;
+	if (closed && r->n)
+		site = capture();
+	for (size_t i = 0; i < r->n; i++)
+		if (r->ops[i].what == PG_ENTRY_LIVE)
+			pg_registry_close_end(&r->ops[i].c, closed ? PG_CLOSED : PG_NOT_CLOSED, site);
+	pg_free(r->ops);
+	pg_inside--;
+}

@@ -1,0 +1,462 @@
+/* Real programs under the library: the examples, python3, curl and test
+ * programs, checked through their JSON reports and compared with runs
+ * without the library. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tests/pgtest.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+static char python[PATH_MAX];
+
+/* The real interpreter, not a pyenv shell shim that would write its own
+ * report. */
+static const char *real_python(void)
+{
+	if (!python[0]) {
+		FILE *p = popen("python3 -c 'import sys; print(sys.executable)' 2>/dev/null", "r");
+		if (p && fgets(python, sizeof(python), p))
+			python[strcspn(python, "\n")] = 0;
+		if (p)
+			pclose(p);
+	}
+	return python;
+}
+
+/* Runs argv under the library with JSON reports to DIR/r.PID; returns the
+ * exit report of the one process (owned by the caller). */
+static json_t *run_json(struct pgt_run *r, char *const argv[], const char *extra_opts)
+{
+	char *dir = pgt_tmpdir();
+	char opts[PATH_MAX + 256];
+	const char *env[] = {opts, NULL};
+	json_t *rep = NULL;
+	char cmd[PATH_MAX + 64];
+	FILE *ls;
+	char name[PATH_MAX];
+
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/r format=json %s", dir,
+		 extra_opts ? extra_opts : "");
+	pgt_run(r, argv, env, 1);
+	snprintf(cmd, sizeof(cmd), "ls %s", dir);
+	ls = popen(cmd, "r");
+	while (ls && fgets(name, sizeof(name), ls)) {
+		char path[PATH_MAX * 2];
+		char *text;
+		name[strcspn(name, "\n")] = 0;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		text = pgt_read_file(path);
+		for (int i = 0; text && !rep; i++) {
+			json_t *j = pgt_json_line(text, i, 1);
+			if (!j)
+				break;
+			if (!strcmp(json_string_value(json_object_get(j, "reason")), "exit"))
+				rep = j;
+			else
+				json_decref(j);
+		}
+		free(text);
+	}
+	if (ls)
+		pclose(ls);
+	pgt_rmdir(dir);
+	free(dir);
+	return rep;
+}
+
+static void assert_same_as_bare(char *const argv[], const struct pgt_run *with)
+{
+	struct pgt_run bare;
+
+	pgt_run(&bare, argv, NULL, 0);
+	assert_int_equal(bare.status, with->status);
+	assert_string_equal(bare.out, with->out);
+	pgt_run_free(&bare);
+}
+
+static void test_integration_leaky_client(void **state)
+{
+	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	struct pgt_run r;
+	json_t *rep = run_json(&r, argv, NULL), *site;
+
+	(void)state;
+	assert_non_null(rep);
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
+	assert_int_equal(pgt_int(rep, "totals.open"), 2);
+	/* 1 listening + 5 client + 5 accepted sockets */
+	assert_int_equal(pgt_int(rep, "totals.created"), 11);
+	assert_true(pgt_adds_up(rep));
+	site = json_array_get(json_object_get(rep, "sites"), 0);
+	assert_int_equal(pgt_int(site, "leaked"), 2);
+	assert_int_equal(pgt_int(site, "created"), 5);
+	assert_true(json_array_size(json_object_get(site, "frames")) >= 2);
+	assert_string_equal(json_string_value(json_object_get(rep, "exe")), argv[0]);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(site, "sockets"), 0), "protocol")),
+			    "tcp");
+	assert_same_as_bare(argv, &r);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+static void test_integration_leaky_server(void **state)
+{
+	char *argv[] = {(char *)pgt_path("build/examples/leaky_server"), NULL};
+	struct pgt_run r;
+	json_t *rep = run_json(&r, argv, NULL), *sock;
+
+	(void)state;
+	assert_non_null(rep);
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
+	assert_true(pgt_adds_up(rep));
+	sock = json_array_get(json_object_get(json_array_get(json_object_get(rep, "sites"), 0),
+					      "sockets"),
+			      0);
+	assert_string_equal(json_string_value(json_object_get(sock, "state")), "CLOSE_WAIT");
+	assert_non_null(strstr(json_string_value(json_object_get(sock, "local")), "127.0.0.1:"));
+	assert_same_as_bare(argv, &r);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+static void test_integration_python_three_leaks(void **state)
+{
+	char *argv[] = {(char *)real_python(), (char *)pgt_path("tests/leak3.py"), NULL};
+	struct pgt_run r;
+	json_t *rep;
+
+	(void)state;
+	if (!argv[0][0])
+		skip();
+	rep = run_json(&r, argv, NULL);
+	assert_non_null(rep);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 3);
+	assert_int_equal(pgt_int(rep, "totals.created"), 4);
+	assert_int_equal(pgt_int(rep, "totals.closed"), 1);
+	assert_true(pgt_adds_up(rep));
+	assert_same_as_bare(argv, &r);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+/* A one-page HTTP server on 127.0.0.1 for curl, served from a thread. */
+static int http_fd;
+static void *http_serve(void *arg)
+{
+	int n = *(int *)arg;
+
+	for (int i = 0; i < n; i++) {
+		char req[2048];
+		static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n";
+		int c = accept(http_fd, NULL, NULL);
+		if (c < 0)
+			break;
+		if (read(c, req, sizeof(req)) > 0 && write(c, resp, sizeof(resp) - 1) < 0)
+			perror("write");
+		close(c);
+	}
+	return NULL;
+}
+
+static unsigned short http_start(pthread_t *t, int *requests)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	http_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(http_fd >= 0);
+	assert_int_equal(bind(http_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(http_fd, 16), 0);
+	assert_int_equal(getsockname(http_fd, (struct sockaddr *)&a, &len), 0);
+	pthread_create(t, NULL, http_serve, requests);
+	return ntohs(a.sin_port);
+}
+
+static void test_integration_curl_no_leak(void **state)
+{
+	char url[64];
+	char *argv[] = {"curl", "-s", "--noproxy", "*", url, NULL};
+	int requests = 2;
+	pthread_t t;
+	struct pgt_run r;
+	json_t *rep;
+
+	(void)state;
+	if (system("command -v curl >/dev/null") != 0)
+		skip();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", http_start(&t, &requests));
+	rep = run_json(&r, argv, NULL);
+	assert_non_null(rep);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "hello\n");
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 0);
+	assert_true(pgt_int(rep, "totals.created") >= 1);
+	assert_true(pgt_adds_up(rep));
+	assert_same_as_bare(argv, &r);
+	pthread_join(t, NULL);
+	close(http_fd);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+/* A clean exit to stderr has nothing to say: nothing is printed. */
+static void test_integration_quiet_when_clean(void **state)
+{
+	char url[64];
+	char *argv[] = {"curl", "-s", "--noproxy", "*", url, NULL};
+	int requests = 1;
+	pthread_t t;
+	struct pgt_run r;
+
+	(void)state;
+	if (system("command -v curl >/dev/null") != 0)
+		skip();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", http_start(&t, &requests));
+	pgt_run(&r, argv, NULL, 1);
+	pthread_join(t, NULL);
+	close(http_fd);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.err, "");
+	pgt_run_free(&r);
+}
+
+static void test_integration_text_summary(void **state)
+{
+	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	struct pgt_run r;
+
+	(void)state;
+	pgt_run(&r, argv, NULL, 1);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "==portguard: exit report of"));
+	assert_non_null(strstr(r.err, "Leak of 2 socket(s)"));
+	assert_non_null(strstr(r.err, "    #0 0x"));
+	/* the last line */
+	assert_non_null(strstr(r.err, "\nSUMMARY: portguard: 2 socket(s) leaked from 1 call site(s).\n"));
+	assert_string_equal(strstr(r.err, "SUMMARY:"),
+			    "SUMMARY: portguard: 2 socket(s) leaked from 1 call site(s).\n");
+	pgt_run_free(&r);
+}
+
+static void test_integration_exitcode(void **state)
+{
+	char *leaky[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *by_exit[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-e", NULL};
+	char *failing[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-x", "5", NULL};
+	char *clean[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-n", "0", "-s", "0", NULL};
+	const char *env[] = {"PORTGUARD_OPTIONS=exitcode=23", NULL};
+	struct pgt_run r;
+
+	(void)state;
+	/* return from main with leaks */
+	pgt_run(&r, leaky, env, 1);
+	assert_int_equal(r.status, 23);
+	/* stdio was flushed before the status changed */
+	assert_string_equal(r.out, "fetched 3 of 5 records\n");
+	pgt_run_free(&r);
+	/* exit(0) with leaks */
+	pgt_run(&r, by_exit, env, 1);
+	assert_int_equal(r.status, 23);
+	assert_string_equal(r.out, "ready\nhandler ran 0 time(s)\n");
+	pgt_run_free(&r);
+	/* a failing status is kept */
+	pgt_run(&r, failing, env, 1);
+	assert_int_equal(r.status, 5);
+	pgt_run_free(&r);
+	/* no leak: the program's own 0 */
+	pgt_run(&r, clean, env, 1);
+	assert_int_equal(r.status, 0);
+	pgt_run_free(&r);
+}
+
+/* kill -USR1 on a process asleep: a report within a second, the program's
+ * own handler still runs, and the program goes on. */
+static void check_signal_report(const char *api)
+{
+	char *dir = pgt_tmpdir();
+	char opts[PATH_MAX + 64], out[256] = "";
+	int pfd[2];
+	pid_t pid;
+	double t0, delay = -1;
+	int st;
+
+	snprintf(opts, sizeof(opts), "log_path=%s/r format=json", dir);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		setenv("LD_PRELOAD", pgt_path("build/libportguard.so"), 1);
+		setenv("PORTGUARD_OPTIONS", opts, 1);
+		execl(pgt_path("build/tests/prog_sleeper"), "prog_sleeper", "-n", "2", "-H", "10",
+		      "-a", api, "-s", "20", NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* wait for "ready" */
+	for (size_t len = 0; !strstr(out, "ready\n") && len < sizeof(out) - 1;) {
+		ssize_t n = read(pfd[0], out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		out[len] = 0;
+	}
+	assert_non_null(strstr(out, "previous action was SIG_DFL"));
+	usleep(200000); /* asleep now */
+	t0 = pgt_now();
+	kill(pid, SIGUSR1);
+	while (pgt_now() - t0 < 10) {
+		char *text = pgt_report_in(dir, pid);
+		json_t *rep = text ? pgt_json_line(text, 0, 1) : NULL;
+		free(text);
+		if (rep) {
+			delay = pgt_now() - t0;
+			assert_string_equal(json_string_value(json_object_get(rep, "reason")), "signal");
+			assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
+			json_decref(rep);
+			break;
+		}
+		usleep(5000);
+	}
+	print_message("signal report (%s) written %.1f ms after kill\n", api, delay * 1000);
+	assert_true(delay >= 0);
+	assert_true(delay < 5.0); /* generous: the promise is one second */
+	kill(pid, SIGTERM);
+	{
+		char rest[256];
+		ssize_t n = read(pfd[0], rest, sizeof(rest) - 1);
+		rest[n > 0 ? n : 0] = 0;
+		assert_non_null(strstr(rest, "handler ran 1 time(s)"));
+	}
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* then the exit report, appended to the same file */
+	{
+		char *text = pgt_report_in(dir, pid);
+		json_t *rep = pgt_json_line(text, 1, 1);
+		assert_non_null(rep);
+		assert_string_equal(json_string_value(json_object_get(rep, "reason")), "exit");
+		json_decref(rep);
+		free(text);
+	}
+	close(pfd[0]);
+	pgt_rmdir(dir);
+	free(dir);
+}
+
+static void test_integration_signal_sigaction(void **state)
+{
+	(void)state;
+	check_signal_report("sigaction");
+}
+
+static void test_integration_signal_signal(void **state)
+{
+	(void)state;
+	check_signal_report("signal");
+	check_signal_report("bsd");
+	check_signal_report("sigset");
+}
+
+/* An ignored report signal is honoured: no report, the process lives. */
+static void test_integration_signal_ignored(void **state)
+{
+	char *dir = pgt_tmpdir();
+	char opts[PATH_MAX + 64];
+	pid_t pid;
+	int st;
+	char *text;
+
+	(void)state;
+	snprintf(opts, sizeof(opts), "log_path=%s/r format=json report_at_exit=0", dir);
+	pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		signal(SIGUSR1, SIG_IGN); /* inherited across exec */
+		setenv("LD_PRELOAD", pgt_path("build/libportguard.so"), 1);
+		setenv("PORTGUARD_OPTIONS", opts, 1);
+		execl(pgt_path("build/tests/prog_sleeper"), "prog_sleeper", "-s", "2", NULL);
+		_exit(127);
+	}
+	usleep(300000);
+	kill(pid, SIGUSR1);
+	usleep(300000);
+	text = pgt_report_in(dir, pid);
+	assert_null(text);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st));
+	pgt_rmdir(dir);
+	free(dir);
+}
+
+/* Bad options: one warning line each, defaults, the program runs. */
+static void test_integration_bad_options(void **state)
+{
+	char *argv[] = {"true", NULL};
+	const char *env[] = {"PORTGUARD_OPTIONS=format=xml bogus=1 stack_depth=99", NULL};
+	struct pgt_run r;
+
+	(void)state;
+	pgt_run(&r, argv, env, 1);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: format must be text or json, got 'xml'"));
+	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: unknown key 'bogus'\n"));
+	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: stack_depth must be a whole number from 0 to 64, got '99'"));
+	pgt_run_free(&r);
+}
+
+/* Thread count of a child, from /proc/PID/status. */
+static void test_integration_single_threaded_without_sockets(void **state)
+{
+	char *nosock[] = {"sh", "-c", "grep Threads: /proc/self/status", NULL};
+	char *py[] = {(char *)real_python(), "-c",
+		      "import socket,threading; s=socket.socket(); print(open('/proc/self/status').read().split('Threads:')[1].split()[0])",
+		      NULL};
+	struct pgt_run r;
+
+	(void)state;
+	pgt_run(&r, nosock, NULL, 1);
+	assert_string_equal(r.out, "Threads:\t1\n");
+	pgt_run_free(&r);
+	if (!py[0][0])
+		return;
+	/* the report thread starts with the first socket */
+	pgt_run(&r, py, NULL, 1);
+	assert_string_equal(r.out, "2\n");
+	pgt_run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_integration_leaky_client),
+		cmocka_unit_test(test_integration_leaky_server),
+		cmocka_unit_test(test_integration_python_three_leaks),
+		cmocka_unit_test(test_integration_curl_no_leak),
+		cmocka_unit_test(test_integration_quiet_when_clean),
+		cmocka_unit_test(test_integration_text_summary),
+		cmocka_unit_test(test_integration_exitcode),
+		cmocka_unit_test(test_integration_signal_sigaction),
+		cmocka_unit_test(test_integration_signal_signal),
+		cmocka_unit_test(test_integration_signal_ignored),
+		cmocka_unit_test(test_integration_bad_options),
+		cmocka_unit_test(test_integration_single_threaded_without_sockets),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
