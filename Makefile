@@ -41,7 +41,7 @@ DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-de
                 libunwind8 curl python3 iproute2
 
 .PHONY: all test bench clean install uninstall deps demo
-all: $(B)/libportguard.so $(B)/portguard $(EX_BIN)
+all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)
 
 $(B)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h tools/*.h)
 	@mkdir -p $(dir $@)

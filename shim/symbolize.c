@@ -8,7 +8,9 @@
  * disk only, by our own find_debuginfo callback: libdwfl's standard callbacks
  * (dwfl_standard_find_debuginfo, dwfl_build_id_find_elf) fall back on
  * libdebuginfod, which follows DEBUGINFOD_URLS onto the network. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "shim/symbolize.h"
 #include "shim/common.h"
 
