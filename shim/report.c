@@ -309,6 +309,11 @@ static long age_ms(const struct ctx *c, const struct rsock *r)
 	return (long)((c->o->now_ns - r->created_ns) / 1000000);
 }
 
+static int known_module(const struct pg_sym *sy)
+{
+	return sy->module && strcmp(sy->module, "?") != 0;
+}
+
 static void text_frames(struct ctx *c, const struct pg_site *s, const char *indent)
 {
 	struct pg_sym sy[8];
@@ -331,9 +336,11 @@ static void text_frames(struct ctx *c, const struct pg_site *s, const char *inde
 				pg_out_printf(&c->out, " in %s", sy[j].function);
 			if (sy[j].file && sy[j].line)
 				pg_out_printf(&c->out, " %s:%d", sy[j].file, sy[j].line);
-			else
+			else if (known_module(&sy[j]))
 				pg_out_printf(&c->out, " (%s+0x%lx)", sy[j].module,
 					      (unsigned long)sy[j].offset);
+			else
+				pg_out_puts(&c->out, " (<unknown module>)");
 			pg_out_puts(&c->out, "\n");
 		}
 	}
@@ -453,11 +460,15 @@ static void json_frames(struct ctx *c, const struct pg_site *s)
 			continue;
 		}
 		for (int j = 0; j < n; j++) {
-			pg_out_printf(&c->out, "%s{\"addr\": \"0x%lx\", \"module\": ", first ? "" : ", ",
+			pg_out_printf(&c->out, "%s{\"addr\": \"0x%lx\"", first ? "" : ", ",
 				      (unsigned long)s->frames[i]);
 			first = 0;
-			pg_out_json_str(&c->out, sy[j].module);
-			pg_out_printf(&c->out, ", \"offset\": \"0x%lx\"", (unsigned long)sy[j].offset);
+			if (known_module(&sy[j])) {
+				pg_out_puts(&c->out, ", \"module\": ");
+				pg_out_json_str(&c->out, sy[j].module);
+				pg_out_printf(&c->out, ", \"offset\": \"0x%lx\"",
+					      (unsigned long)sy[j].offset);
+			}
 			if (sy[j].function) {
 				pg_out_puts(&c->out, ", \"function\": ");
 				pg_out_json_str(&c->out, sy[j].function);
