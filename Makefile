@@ -33,6 +33,8 @@ TEST_SRC   := $(sort $(wildcard tests/test_*.c))
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 HELPER_SRC := $(sort $(wildcard tests/prog_*.c))
 HELPER_BIN := $(HELPER_SRC:tests/%.c=$(B)/tests/%)
+TESTLIB_SRC := $(sort $(wildcard tests/lib_*.c))
+TESTLIB_BIN := $(TESTLIB_SRC:tests/lib_%.c=$(B)/tests/lib%.so)
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
@@ -69,6 +71,13 @@ $(B)/tests/prog_%: tests/prog_%.c
 	$(CC) $(CFLAGS) -o $@ $< -lpthread -ldl
 
 # Tests build argv arrays from string literals: no -Wwrite-strings there.
+# prog_sym_self includes the symbolizer's sources (a helper program is one file).
+$(B)/tests/prog_sym_self: shim/symbolize.c shim/common.c
+
+$(B)/tests/lib%.so: tests/lib_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
 $(B)/tests/test_%: tests/test_%.c $(B)/libportguard.a tests/pgtest.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-write-strings -o $@ $< $(B)/libportguard.a -lcmocka -ljansson -lpthread -ldl
@@ -77,7 +86,7 @@ $(B)/bench/%: bench/%.c $(B)/libportguard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libportguard.a -lpthread -ldl -lm
 
-test: all $(TEST_BIN) $(HELPER_BIN)
+test: all $(TEST_BIN) $(HELPER_BIN) $(TESTLIB_BIN)
 	tests/run $(TEST_BIN)
 
 bench: all $(BENCH_BIN) $(HELPER_BIN)

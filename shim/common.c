@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 __thread int pg_inside __attribute__((tls_model("initial-exec")));
+__thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
 
 static unsigned fault_every;
 static unsigned long fault_count;

@@ -16,6 +16,9 @@
  * own code, dlsym calling calloc, a signal handler that interrupted us) goes
  * straight to libc. initial-exec: no allocation on first access. */
 extern __thread int pg_inside __attribute__((tls_model("initial-exec")));
+/* Set in a vfork child, which runs on its parent's memory and thread: what
+ * it does must not land in the parent's registry. */
+extern __thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
 
 /* malloc/free that count what they hold and can be made to fail every Nth
  * call (PORTGUARD_FAULT_ALLOC=N, for the tests of totals.lost). */

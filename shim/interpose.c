@@ -290,6 +290,37 @@ PG_EXPORT pg_sighandler_t sigset(int sig, pg_sighandler_t h)
 	return pg_signal_common(sig, h, PG_SIG_SET, pg_real.sigset);
 }
 
+#if defined(__x86_64__)
+/* vfork cannot be wrapped in C: the child returns through our frame and the
+ * parent would resume on a clobbered one. This is glibc's own vfork (return
+ * address kept in a register, not on the shared stack) plus one store: the
+ * child sets pg_vfork_child in the TLS it shares with the suspended parent
+ * thread, and the parent clears it when it resumes (after the child's exec
+ * or _exit), so that nothing the child does reaches the parent's registry.
+ * posix_spawn needs none of this: its child calls libc internals only. */
+__asm__(".text\n"
+	".globl vfork\n"
+	".type vfork,@function\n"
+	"vfork:\n"
+	"	pop %rdi\n"
+	"	mov $58, %eax\n" /* SYS_vfork */
+	"	syscall\n"
+	"	push %rdi\n"
+	"	cmp $-4095, %rax\n"
+	"	jae 2f\n"
+	"	movq pg_vfork_child@gottpoff(%rip), %rcx\n"
+	"	test %rax, %rax\n"
+	"	jnz 1f\n"
+	"	movl $1, %fs:(%rcx)\n"
+	"	ret\n"
+	"1:	movl $0, %fs:(%rcx)\n"
+	"	ret\n"
+	"2:	neg %eax\n"
+	"	mov %eax, %edi\n"
+	"	jmp pg_vfork_fail\n"
+	".size vfork, .-vfork\n");
+#endif
+
 /* The exit status, for exitcode: exit() as called by the program, and the
  * return value of main, which glibc passes to exit() internally. */
 PG_EXPORT void exit(int status)

@@ -43,7 +43,8 @@
 	X(dwfl_report_end) X(dwfl_module_info) X(dwfl_module_build_id)          \
 	X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo)           \
 	X(dwfl_line_comp_dir)                                                   \
-	X(dwfl_module_addrinfo) X(dwfl_offline_section_address)                 \
+	X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)                      \
+	X(dwfl_offline_section_address)                                         \
 	X(dwarf_getscopes) X(dwarf_getscopes_die) X(dwarf_tag)                  \
 	X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)                  \
 	X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)                   \
@@ -65,6 +66,14 @@ static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
 
 typedef char *pg_demangle_fn(const char *, char *, size_t *, int *);
 
+/* A function symbol of a module's symbol tables. */
+struct pg_sym_fn {
+	uintptr_t addr;
+	uint64_t size;
+	const char *name; /* libdw's, valid until dwfl_end */
+	int rank;         /* among aliases the lowest wins */
+};
+
 struct pg_sym_mod {
 	uintptr_t lo, hi;   /* [lo, hi): span of the PT_LOAD segments */
 	uintptr_t bias;     /* dlpi_addr: addresses in the file are addr - bias */
@@ -72,6 +81,9 @@ struct pg_sym_mod {
 	int has_file;       /* 0 for the vDSO */
 	int dw_state;       /* 0 not tried, 1 reported to libdwfl, -1 unusable */
 	Dwfl_Module *dwmod;
+	struct pg_sym_fn *fns; /* sorted by addr, then rank */
+	size_t nfns;
+	int fns_state;         /* 0 not loaded, 1 loaded, -1 none */
 	struct pg_symbolizer *owner;
 	size_t build_id_len;
 	unsigned char build_id[PG_BUILD_ID_MAX];
@@ -554,16 +566,93 @@ static int sym_holds(unsigned char info, uint64_t size, uint64_t off)
 	return off < size || off == 0;
 }
 
+static int fn_cmp(const void *a, const void *b)
+{
+	const struct pg_sym_fn *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->rank - y->rank;
+}
+
+/* Aliases share an address (socket and __socket): prefer what the program
+ * calls, a global name with the fewest leading underscores. */
+static int fn_rank(const GElf_Sym *sym, const char *name)
+{
+	int rank = GELF_ST_BIND(sym->st_info) == STB_LOCAL ? 64 : 0;
+
+	while (*name == '_' && rank % 64 < 63) {
+		rank++;
+		name++;
+	}
+	return rank;
+}
+
+/* .symtab (when the file or its debug file has one) or .dynsym, sorted once:
+ * dwfl_module_addrinfo scans every symbol on every call, some 10000 for
+ * libc with its debug file. */
+static void load_fns(struct pg_sym_mod *m)
+{
+	int n = dw.dwfl_module_getsymtab(m->dwmod);
+
+	m->fns_state = -1;
+	if (n <= 1)
+		return;
+	m->fns = pg_alloc((size_t)n * sizeof(*m->fns));
+	if (!m->fns)
+		return;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		const char *name;
+		int type;
+
+		name = dw.dwfl_module_getsym_info(m->dwmod, i, &sym, &addr, &shndx, NULL, NULL);
+		type = GELF_ST_TYPE(sym.st_info);
+		if (!name || !*name || sym.st_size == 0 || shndx == SHN_UNDEF ||
+		    (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE))
+			continue;
+		m->fns[m->nfns].addr = addr;
+		m->fns[m->nfns].size = sym.st_size;
+		m->fns[m->nfns].name = name;
+		m->fns[m->nfns].rank = fn_rank(&sym, name);
+		m->nfns++;
+	}
+	qsort(m->fns, m->nfns, sizeof(*m->fns), fn_cmp);
+	m->fns_state = 1;
+}
+
 static const char *symtab_name(struct pg_symbolizer *s, struct pg_sym_mod *m, uintptr_t a)
 {
-	GElf_Off off = 0;
-	GElf_Sym sym;
-	const char *name;
+	size_t lo = 0, hi;
+	ptrdiff_t best = -1;
 
-	name = dw.dwfl_module_addrinfo(m->dwmod, a, &off, &sym, NULL, NULL, NULL);
-	if (!name || !sym_holds(sym.st_info, sym.st_size, off))
+	if (m->fns_state == 0)
+		load_fns(m);
+	if (m->fns_state < 0)
 		return NULL;
-	return function_name(s, name);
+	hi = m->nfns;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->fns[mid].addr <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* fns[lo - 1] is the last symbol starting at or below a; one that
+	 * starts lower may still hold a (a local function inside a bigger
+	 * one is rare, but look a little way back). */
+	for (ptrdiff_t j = (ptrdiff_t)lo - 1; j >= 0 && (ptrdiff_t)lo - j <= 32; j--) {
+		if (a - m->fns[j].addr >= m->fns[j].size)
+			continue;
+		if (best < 0 || m->fns[j].addr == m->fns[best].addr)
+			best = j;
+		else
+			break;
+	}
+	return best < 0 ? NULL : function_name(s, m->fns[best].name);
 }
 
 static const char *dladdr_name(struct pg_symbolizer *s, uintptr_t a)
@@ -824,12 +913,15 @@ static int symbolize(struct pg_symbolizer *s, uintptr_t addr, int ret, struct pg
 				f[n - 1].function = symtab_name(s, m, a);
 		}
 	} else {
-		/* Loaded after pg_sym_open: the loader still knows it. */
+		/* Loaded after pg_sym_open: the loader still knows it. The
+		 * link map's l_addr is the bias, as dlpi_addr is. */
 		Dl_info info;
+		struct link_map *map = NULL;
 
-		if (dladdr((void *)a, &info) && info.dli_fname && info.dli_fname[0]) {
+		if (dladdr1((void *)a, &info, (void **)&map, RTLD_DL_LINKMAP) && map &&
+		    info.dli_fname && info.dli_fname[0]) {
 			module = intern(s, info.dli_fname);
-			offset = addr - (uintptr_t)info.dli_fbase;
+			offset = addr - (uintptr_t)map->l_addr;
 			if (!module) {
 				module = "?";
 				offset = addr;
@@ -926,8 +1018,10 @@ void pg_sym_close(struct pg_symbolizer *s)
 	/* Closes every descriptor libdwfl and libdw opened for us. */
 	if (s->dwfl)
 		dw.dwfl_end(s->dwfl);
-	for (size_t i = 0; i < s->nmods; i++)
+	for (size_t i = 0; i < s->nmods; i++) {
 		pg_free(s->mods[i].path);
+		pg_free(s->mods[i].fns);
+	}
 	pg_free(s->mods);
 	pg_free(s->slots);
 	while (s->arena) {

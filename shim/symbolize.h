@@ -31,7 +31,8 @@ struct pg_symbolizer *pg_sym_open(int debuginfo);
 int pg_sym_lookup(struct pg_symbolizer *s, uintptr_t addr, int return_address,
 		  struct pg_sym *out, int max);
 
-/* Frees everything and leaves no descriptor open. */
+/* Frees everything and leaves no descriptor open. libdw, once loaded, stays
+ * mapped for the process's later reports (it holds no descriptor). */
 void pg_sym_close(struct pg_symbolizer *s);
 
 /* 1 when file:line information is in use (libdw loaded), else 0. */
@@ -40,7 +41,7 @@ int pg_sym_has_debuginfo(const struct pg_symbolizer *s);
 /* The root of separate debug files, "/usr/lib/debug" unless set:
  * DIR/.build-id/xx/yyyy.debug and DIR/<module's directory>/<debuglink>.
  * For tests and relocated sysroots; call before the first lookup.
- * Returns 0 or -ENOMEM. */
+ * Returns 0, -EINVAL (s or dir NULL) or -ENOMEM. */
 int pg_sym_set_debug_root(struct pg_symbolizer *s, const char *dir);
 
 #endif

@@ -158,6 +158,12 @@ __attribute__((destructor)) static void pg_destructor(void)
 	pg_inside--;
 }
 
+int pg_vfork_fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
 void pg_track_exit_status(int status)
 {
 	exit_status = status;

@@ -16,8 +16,11 @@ static inline int pg_track_active(void)
 {
 	if (PG_UNLIKELY(!__atomic_load_n(&pg_ready, __ATOMIC_ACQUIRE)))
 		pg_track_init();
-	return !pg_inside;
+	return !(pg_inside | pg_vfork_child);
 }
+
+/* vfork's error path (errno from the asm stub in interpose.c). */
+int pg_vfork_fail(int err);
 
 void pg_track_socket(int fd, int domain, int type, int protocol);
 void pg_track_socketpair(const int sv[2], int domain, int type, int protocol);

@@ -72,6 +72,7 @@ static inline char *pgt_read_file(const char *path)
 }
 
 struct pgt_run {
+	int pid;
 	int status; /* exit code, or 128+signal */
 	char *out, *err;
 };
@@ -104,6 +105,7 @@ static inline void pgt_run(struct pgt_run *r, char *const argv[], const char *co
 	}
 	close(ofd);
 	close(efd);
+	r->pid = pid;
 	waitpid(pid, &st, 0);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	r->out = pgt_read_file(outp);
@@ -171,6 +173,29 @@ static inline double pgt_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The report of reason ("exit"/"signal", NULL: any) number n of process pid
+ * under log_path=DIR/r, or NULL. */
+static inline json_t *pgt_report_of(const char *dir, int pid, const char *reason, int n)
+{
+	char *text = pgt_report_in(dir, pid);
+	json_t *found = NULL;
+
+	for (int i = 0; text && !found; i++) {
+		json_t *j = pgt_json_line(text, i, 1);
+		if (!j)
+			break;
+		if (!reason || !strcmp(json_string_value(json_object_get(j, "reason")), reason)) {
+			if (n-- == 0) {
+				found = j;
+				break;
+			}
+		}
+		json_decref(j);
+	}
+	free(text);
+	return found;
 }
 
 /* Checks the accounting identity of a report object. */

@@ -1,0 +1,198 @@
+/* Test program: one descriptor-lifecycle scenario per argument, run under the
+ * library by tests/test_lifecycle.c, which checks the JSON report.
+ *   prog_lifecycle SCENARIO */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int tcp(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0) {
+		perror("socket");
+		exit(90);
+	}
+	return fd;
+}
+
+static void send_fd(int over, int fd)
+{
+	char byte = 'x';
+	struct iovec iov = {&byte, 1};
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			   .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(over, &m, 0) != 1)
+		exit(91);
+}
+
+static int recv_fd(int over)
+{
+	char byte;
+	struct iovec iov = {&byte, 1};
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			   .msg_controllen = sizeof(ctl)};
+	int fd;
+
+	if (recvmsg(over, &m, 0) != 1)
+		exit(92);
+	memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+	return fd;
+}
+
+static volatile int stop;
+static void *busy(void *arg)
+{
+	(void)arg;
+	while (!stop)
+		close(tcp());
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *s = argc > 1 ? argv[1] : "";
+
+	if (!strcmp(s, "dup")) { /* 1 leaked, reached through the dup */
+		int a = tcp(), d = dup(a);
+		close(a);
+		printf("dup=%d\n", d);
+	} else if (!strcmp(s, "dup2")) { /* b closed by dup2; a's socket closed at last handle */
+		int a = tcp(), b = tcp();
+		if (dup2(a, b) != b)
+			return 1;
+		close(a);
+		close(b);
+	} else if (!strcmp(s, "dup3-leak")) { /* 1 leaked with 2 handles */
+		int a = tcp(), b = tcp();
+		dup3(a, b, O_CLOEXEC);
+	} else if (!strcmp(s, "fcntl")) { /* 1 leaked via F_DUPFD_CLOEXEC copy */
+		int a = tcp(), d = fcntl(a, F_DUPFD_CLOEXEC, 50);
+		close(a);
+		printf("dupfd=%d\n", d);
+	} else if (!strcmp(s, "close_range")) { /* 0 leaked */
+		int first = tcp();
+		for (int i = 0; i < 4; i++)
+			tcp();
+		close_range((unsigned)first, ~0U, 0);
+	} else if (!strcmp(s, "close_range_cloexec")) { /* 5 leaked */
+		int first = tcp();
+		for (int i = 0; i < 4; i++)
+			tcp();
+		close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC);
+	} else if (!strcmp(s, "closefrom")) { /* 1 leaked (below the range) */
+		tcp();
+		int first = tcp();
+		for (int i = 0; i < 3; i++)
+			tcp();
+		closefrom(first);
+	} else if (!strcmp(s, "fclose")) { /* 0 leaked, 1 closed */
+		FILE *f = fdopen(tcp(), "r+");
+		fclose(f);
+	} else if (!strcmp(s, "raw_close")) { /* closed_unseen 1 */
+		int a = tcp();
+		syscall(SYS_close, a);
+	} else if (!strcmp(s, "raw_close_reuse")) { /* closed_unseen 1, the number reused by a file */
+		int a = tcp();
+		syscall(SYS_close, a);
+		if (open("/dev/null", O_RDONLY) != a)
+			return 1;
+	} else if (!strcmp(s, "raw_close_socket_reuse")) { /* 1 untracked + closed_unseen 1 */
+		int a = tcp();
+		syscall(SYS_close, a);
+		if (syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0) != a)
+			return 1;
+	} else if (!strcmp(s, "scm_rights")) { /* untracked 1 (2 handles); 2 leaked (the pair) */
+		int sv[2];
+		int raw = (int)syscall(SYS_socket, AF_INET6, SOCK_DGRAM, 0);
+		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+		send_fd(sv[0], raw);
+		printf("received=%d\n", recv_fd(sv[1]) != raw);
+	} else if (!strcmp(s, "double_close")) {
+		int a = tcp();
+		close(a);
+		if (close(a) == 0)
+			return 1;
+	} else if (!strcmp(s, "fork")) { /* parent: 0 leaked; child: 1 inherited, 1 leaked */
+		int p = tcp();
+		pid_t pid = fork();
+		if (pid == 0) {
+			tcp();
+			exit(0);
+		}
+		waitpid(pid, NULL, 0);
+		close(p);
+		printf("child=%d\n", pid);
+	} else if (!strcmp(s, "exec")) { /* the new image: 1 inherited, 0 leaked */
+		int a = tcp();
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", a);
+		execl("/proc/self/exe", argv[0], "execed", fd, (char *)NULL);
+		return 1;
+	} else if (!strcmp(s, "execed")) {
+		printf("still open=%d\n", fcntl(atoi(argv[2]), F_GETFD) >= 0);
+	} else if (!strcmp(s, "vfork")) { /* the child's close is not the parent's: 1 leaked */
+		int a = tcp();
+		pid_t pid = vfork();
+		if (pid == 0) {
+			close(a);
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	} else if (!strcmp(s, "posix_spawn")) { /* 1 leaked; the child's closes do not count */
+		int a = tcp();
+		pid_t pid;
+		posix_spawn_file_actions_t fa;
+		char *child[] = {(char *)"true", NULL};
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addclose(&fa, a);
+		if (posix_spawnp(&pid, "true", &fa, NULL, child, environ) != 0)
+			return 1;
+		waitpid(pid, NULL, 0);
+	} else if (!strcmp(s, "fork_storm")) { /* fork while another thread churns and signals land */
+		pthread_t t;
+		pthread_create(&t, NULL, busy, NULL);
+		for (int i = 0; i < 200; i++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				close(tcp()); /* the library works in the child */
+				_exit(0);
+			}
+			kill(getpid(), SIGUSR1);
+			waitpid(pid, NULL, 0);
+		}
+		stop = 1;
+		pthread_join(t, NULL);
+		printf("forked 200\n");
+	} else if (!strcmp(s, "stderr_socket")) { /* a daemon: fd 2 closed, a socket there */
+		close(2);
+		int a = tcp();
+		printf("socket on fd %d\n", a);
+	} else {
+		fprintf(stderr, "unknown scenario '%s'\n", s);
+		return 2;
+	}
+	fflush(stdout);
+	return 0;
+}
