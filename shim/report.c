@@ -9,6 +9,7 @@
 #include "shim/out.h"
 #include "shim/registry.h"
 #include "shim/sockinfo.h"
+#include "shim/suppress.h"
 #include "shim/symbolize.h"
 
 #include <errno.h>
@@ -256,6 +257,64 @@ static void classify(struct ctx *c)
 	}
 }
 
+/* Sites whose frames match a suppression: their leaks become suppressed.
+ * Matching needs names, so the symbolizer is opened here when there are
+ * suppressions at all. */
+static void suppress(struct ctx *c)
+{
+	struct pg_suppress_frame fr[PG_MAX_DEPTH * 4];
+	struct pg_sym sy[8];
+
+	if (!c->o->supp || !c->o->supp->n)
+		return;
+	pg_suppress_reset_hits(c->o->supp);
+	for (size_t i = 0; i < c->nsites; i++) {
+		struct rsite *st = &c->sites[i];
+		size_t n = 0;
+		if (!st->leaked || !st->site)
+			continue;
+		if (!c->sym)
+			c->sym = pg_sym_open(c->o->cfg->symbolize);
+		for (uint32_t f = 0; f < st->site->depth; f++) {
+			int k = pg_sym_lookup(c->sym, st->site->frames[f], 1, sy, 8);
+			for (int j = 0; j < k && n < PG_ARRAY_LEN(fr); j++) {
+				fr[n].function = sy[j].function;
+				fr[n].module = sy[j].module;
+				fr[n].file = sy[j].file;
+				n++;
+			}
+		}
+		if (pg_suppress_match(c->o->supp, fr, n, st->leaked) < 0)
+			continue;
+		for (size_t k = st->first; k < st->first + st->n; k++) {
+			if (c->socks[k].cls == PG_LEAKED) {
+				c->socks[k].cls = PG_SUPPRESSED;
+				c->class_count[PG_LEAKED]--;
+				c->class_count[PG_SUPPRESSED]++;
+			}
+		}
+		st->leaked = 0;
+	}
+}
+
+static void text_suppressions(struct ctx *c)
+{
+	const struct pg_suppress *s = c->o->supp;
+	int any = 0;
+
+	for (size_t i = 0; s && i < s->n; i++)
+		any |= s->rules[i].hits > 0;
+	if (!any)
+		return;
+	pg_out_puts(&c->out, "-----------------------------------------------------\n"
+			     "Suppressions used:\n  count template\n");
+	for (size_t i = 0; i < s->n; i++)
+		if (s->rules[i].hits)
+			pg_out_printf(&c->out, "%7lu %s\n", (unsigned long)s->rules[i].hits,
+				      s->rules[i].pattern);
+	pg_out_puts(&c->out, "-----------------------------------------------------\n\n");
+}
+
 static int group(struct ctx *c)
 {
 	qsort(c->socks, c->nsocks, sizeof(*c->socks), cmp_rsock_site);
@@ -274,6 +333,7 @@ static int group(struct ctx *c)
 		if (r->cls == PG_LEAKED)
 			s->leaked++;
 	}
+	suppress(c);
 	qsort(c->sites, c->nsites, sizeof(*c->sites), cmp_rsite);
 	for (size_t i = 0; i < c->nsites; i++)
 		if (c->sites[i].leaked)
@@ -441,6 +501,7 @@ static void write_text(struct ctx *c)
 		pg_out_printf(&c->out, "; %lu record(s) lost to memory exhaustion",
 			      (unsigned long)c->t.lost);
 	pg_out_puts(&c->out, ".\n\n");
+	text_suppressions(c);
 	pg_out_printf(&c->out, "SUMMARY: portguard: %lu socket(s) leaked from %lu call site(s).\n",
 		      (unsigned long)c->leaked, (unsigned long)c->sites_leaking);
 }
@@ -563,6 +624,20 @@ static void write_json(struct ctx *c)
 		pg_out_puts(&c->out, "}");
 	}
 	pg_out_puts(&c->out, "]");
+	if (o->supp) {
+		int first = 1;
+		pg_out_puts(&c->out, ", \"suppressions\": [");
+		for (size_t i = 0; i < o->supp->n; i++) {
+			if (!o->supp->rules[i].hits)
+				continue;
+			pg_out_printf(&c->out, "%s{\"pattern\": ", first ? "" : ", ");
+			pg_out_json_str(&c->out, o->supp->rules[i].pattern);
+			pg_out_printf(&c->out, ", \"line\": %u, \"count\": %lu}", o->supp->rules[i].line,
+				      (unsigned long)o->supp->rules[i].hits);
+			first = 0;
+		}
+		pg_out_puts(&c->out, "]");
+	}
 	if (o->extra)
 		o->extra(o->extra_arg, &c->out, 1);
 	pg_out_puts(&c->out, "}\n");
@@ -589,15 +664,16 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 		int say = o->cfg->format == PG_FORMAT_JSON || !o->quiet_if_clean || c->leaked ||
 			  c->t.double_closes || o->extra_events;
 		if (say) {
-			c->sym = pg_sym_open(o->cfg->symbolize);
+			if (!c->sym)
+				c->sym = pg_sym_open(o->cfg->symbolize);
 			if (o->cfg->format == PG_FORMAT_JSON)
 				write_json(c);
 			else
 				write_text(c);
 			rc = pg_out_flush(&c->out);
-			if (c->sym)
-				pg_sym_close(c->sym);
 		}
+		if (c->sym)
+			pg_sym_close(c->sym);
 		if (res) {
 			res->open = c->nsocks;
 			res->leaked = c->leaked;

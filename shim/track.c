@@ -10,8 +10,11 @@
 #include "shim/signals.h"
 #include "shim/sockinfo.h"
 #include "shim/stack.h"
+#include "shim/suppress.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,54 @@ static char exe[4096];
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_reported;
 static int exit_status_known, exit_status;
+static struct pg_suppress *supp;
+
+/* Reads a whole small file given in the options (suppressions, policy).
+ * Returns a NUL-terminated buffer (pg_free) or NULL with a warning. */
+static char *read_option_file(const char *key, const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+		pg_warn("%s: cannot read %s: %s", key, path,
+			fd < 0 ? strerror(errno) : !S_ISREG(st.st_mode) ? "not a regular file" : "too large");
+		goto out;
+	}
+	buf = pg_alloc((size_t)st.st_size + 1);
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (buf) {
+		buf[got] = 0;
+		*len = got;
+	}
+out:
+	if (fd >= 0)
+		pg_real.close(fd);
+	return buf;
+}
+
+static void load_suppressions(void)
+{
+	char err[512];
+	size_t len = 0;
+	char *text;
+
+	if (!cfg.suppressions[0])
+		return;
+	text = read_option_file("suppressions", cfg.suppressions, &len);
+	if (!text)
+		return;
+	if (pg_suppress_parse(text, len, cfg.suppressions, &supp, err, sizeof(err)) < 0)
+		pg_warn("%s; no suppression applied", err);
+	pg_free(text);
+}
 
 static void warn_line(const char *line, void *arg)
 {
@@ -62,6 +113,7 @@ static void write_report(enum pg_reason reason)
 	o.quiet_if_clean = reason == PG_REASON_EXIT && !close_after;
 	o.kernel = 1;
 	o.close_fn = pg_real.close;
+	o.supp = supp;
 	pg_report_write(&o, &res);
 	if (close_after)
 		pg_real.close(fd);
@@ -119,6 +171,7 @@ static void do_init(void)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
 	pg_dest_remember_std(&dest);
+	load_suppressions();
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
 	pg_sockinfo_scan(add_inherited, NULL, pg_real.close);

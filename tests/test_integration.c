@@ -420,6 +420,85 @@ static void test_integration_bad_options(void **state)
 	pgt_run_free(&r);
 }
 
+/* A suppression file silences exactly the matching call sites. */
+static void test_integration_suppressions(void **state)
+{
+	char *dir = pgt_tmpdir();
+	char supp[PATH_MAX], opts[PATH_MAX * 2];
+	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	struct pgt_run r;
+	json_t *rep, *used;
+	FILE *f;
+
+	(void)state;
+	snprintf(supp, sizeof(supp), "%s/s.supp", dir);
+	f = fopen(supp, "w");
+	fputs("# kept open on purpose\nleak:no_such_function\nleak:connect_to\n", f);
+	fclose(f);
+	snprintf(opts, sizeof(opts), "suppressions=%s", supp);
+	rep = run_json(&r, argv, opts);
+	assert_non_null(rep);
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 0);
+	assert_int_equal(pgt_int(rep, "totals.suppressed"), 2);
+	assert_int_equal(pgt_int(rep, "totals.open"), 2);
+	assert_true(pgt_adds_up(rep));
+	used = json_array_get(json_object_get(rep, "suppressions"), 0);
+	assert_string_equal(json_string_value(json_object_get(used, "pattern")), "connect_to");
+	assert_int_equal(pgt_int(used, "line"), 3);
+	assert_int_equal(pgt_int(used, "count"), 2);
+	assert_int_equal(json_array_size(json_object_get(rep, "suppressions")), 1);
+	json_decref(rep);
+	pgt_run_free(&r);
+
+	/* a pattern that matches nothing changes nothing */
+	f = fopen(supp, "w");
+	fputs("leak:no_such_function\n", f);
+	fclose(f);
+	rep = run_json(&r, argv, opts);
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
+	assert_int_equal(pgt_int(rep, "totals.suppressed"), 0);
+	json_decref(rep);
+	pgt_run_free(&r);
+
+	/* text: the table before SUMMARY (a file report is always written) */
+	{
+		char opt2[PATH_MAX * 3];
+		const char *env[] = {opt2, NULL};
+		f = fopen(supp, "w");
+		fputs("leak:leaky_client.c\n", f);
+		fclose(f);
+		snprintf(opt2, sizeof(opt2), "PORTGUARD_OPTIONS=suppressions=%s log_path=%s/t", supp, dir);
+		pgt_run(&r, argv, env, 1);
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/t.%d", dir, r.pid);
+		char *text = pgt_read_file(path);
+		assert_non_null(text);
+		assert_non_null(strstr(text, "Suppressions used:\n  count template\n      2 leaky_client.c\n"));
+		assert_non_null(strstr(text, "SUMMARY: portguard: 0 socket(s) leaked from 0 call site(s).\n"));
+		free(text);
+		pgt_run_free(&r);
+	}
+
+	/* a bad file: one line naming FILE:LINE, nothing suppressed, the program runs */
+	{
+		char opt2[PATH_MAX * 2];
+		const char *env[] = {opt2, NULL};
+		f = fopen(supp, "w");
+		fputs("leak:connect_to\nleak:\n", f);
+		fclose(f);
+		snprintf(opt2, sizeof(opt2), "PORTGUARD_OPTIONS=suppressions=%s", supp);
+		pgt_run(&r, argv, env, 1);
+		assert_int_equal(r.status, 0);
+		char want[PATH_MAX + 64];
+		snprintf(want, sizeof(want), "portguard: %s:2: ", supp);
+		assert_non_null(strstr(r.err, want));
+		assert_non_null(strstr(r.err, "SUMMARY: portguard: 2 socket(s) leaked"));
+		pgt_run_free(&r);
+	}
+	pgt_rmdir(dir);
+	free(dir);
+}
+
 /* Thread count of a child, from /proc/PID/status. */
 static void test_integration_single_threaded_without_sockets(void **state)
 {
@@ -456,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_integration_signal_ignored),
 		cmocka_unit_test(test_integration_bad_options),
 		cmocka_unit_test(test_integration_single_threaded_without_sockets),
+		cmocka_unit_test(test_integration_suppressions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
