@@ -9,6 +9,7 @@
 __thread int pg_inside __attribute__((tls_model("initial-exec")));
 __thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
 
+__thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));
 static unsigned fault_every;
 static unsigned long fault_count;
 static size_t alloc_bytes;
@@ -20,7 +21,7 @@ void pg_alloc_set_fault(unsigned every)
 
 static int fault_now(void)
 {
-	if (PG_LIKELY(fault_every == 0))
+	if (PG_LIKELY(fault_every == 0) || pg_alloc_no_fault)
 		return 0;
 	return __atomic_add_fetch(&fault_count, 1, __ATOMIC_RELAXED) % fault_every == 0;
 }

@@ -27,6 +27,9 @@ void *pg_calloc(size_t n, size_t size);
 void *pg_realloc(void *p, size_t size);
 void pg_free(void *p);
 void pg_alloc_set_fault(unsigned every);
+/* Set while a report is written: injected failures spare the report, which
+ * must still come out to count what was lost. */
+extern __thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));
 size_t pg_alloc_bytes(void);
 
 /* Monotonic nanoseconds (coarse clock on the hot path: ages are reported in ms). */

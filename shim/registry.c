@@ -419,7 +419,7 @@ void pg_registry_double_close(int fd, const struct pg_site *created, const struc
 	pthread_mutex_lock(&dc_lock);
 	for (d = dcs; d; d = d->next) {
 		if (d->created == created && d->closed == closed && d->closed_again == again) {
-			d->count++;
+			count(&d->count); /* reports read it without the lock */
 			pthread_mutex_unlock(&dc_lock);
 			return;
 		}
@@ -469,8 +469,11 @@ int pg_registry_snapshot(struct pg_snap **out, size_t *n)
 	size_t cap = 0, len = 0;
 	struct pg_snap *v = NULL;
 
-	for (int i = 0; i < PG_SHARDS; i++)
-		cap += HASH_COUNT(shards[i].table); /* a hint only: rechecked below */
+	for (int i = 0; i < PG_SHARDS; i++) {
+		pthread_mutex_lock(&shards[i].lock);
+		cap += HASH_COUNT(shards[i].table); /* a hint: the copy below grows */
+		pthread_mutex_unlock(&shards[i].lock);
+	}
 	cap += 16;
 	v = pg_alloc(cap * sizeof(*v));
 	if (!v)

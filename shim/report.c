@@ -444,7 +444,7 @@ static void text_site(struct ctx *c, const struct rsite *s)
 		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (", s->n);
 	if (s->site)
 		pg_out_printf(&c->out, "%s%lu created here) from:\n", s->leaked ? ", " : "",
-			      (unsigned long)s->site->created);
+			      (unsigned long)__atomic_load_n(&s->site->created, __ATOMIC_RELAXED));
 	else
 		pg_out_printf(&c->out, "%sno creation stack):\n", s->leaked ? ", " : "");
 	text_frames(c, s->site, "    ");
@@ -480,7 +480,7 @@ static void write_text(struct ctx *c)
 		text_site(c, &c->sites[i]);
 	for (d = pg_registry_double_closes(); d; d = d->next) {
 		pg_out_printf(&c->out, "Double close of fd %d (%lu time(s)); closed again at:\n", d->fd,
-			      (unsigned long)d->count);
+			      (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
 		text_frames(c, d->closed_again, "    ");
 		pg_out_puts(&c->out, "  first closed at:\n");
 		text_frames(c, d->closed, "    ");
@@ -604,7 +604,7 @@ static void write_json(struct ctx *c)
 		const struct rsite *s = &c->sites[i];
 		pg_out_printf(&c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, \"frames\": ",
 			      i ? ", " : "", s->n, (unsigned long)s->leaked,
-			      (unsigned long)(s->site ? s->site->created : 0));
+			      (unsigned long)(s->site ? __atomic_load_n(&s->site->created, __ATOMIC_RELAXED) : 0));
 		json_frames(c, s->site);
 		pg_out_puts(&c->out, ", \"sockets\": [");
 		for (size_t j = s->first; j < s->first + s->n; j++)
@@ -615,7 +615,7 @@ static void write_json(struct ctx *c)
 	for (d = pg_registry_double_closes(); d; d = d->next) {
 		pg_out_printf(&c->out, "%s{\"fd\": %d, \"count\": %lu, \"created\": ",
 			      d == pg_registry_double_closes() ? "" : ", ", d->fd,
-			      (unsigned long)d->count);
+			      (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
 		json_frames(c, d->created);
 		pg_out_puts(&c->out, ", \"closed\": ");
 		json_frames(c, d->closed);

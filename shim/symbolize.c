@@ -301,7 +301,7 @@ static int debug_file_matches(const struct pg_sym_mod *m, int fd, uint32_t crc, 
 		return ok;
 	}
 	if (have_crc) {
-		uint32_t got;
+		uint32_t got = 0;
 
 		return file_crc32(fd, &got) == 0 && got == crc;
 	}

@@ -101,6 +101,7 @@ static void write_report(enum pg_reason reason)
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
 	pthread_mutex_lock(&report_lock);
+	pg_alloc_no_fault++;
 	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
 	if (fd == 1)
 		fflush(stdout); /* the program's own output first */
@@ -117,6 +118,7 @@ static void write_report(enum pg_reason reason)
 	pg_report_write(&o, &res);
 	if (close_after)
 		pg_real.close(fd);
+	pg_alloc_no_fault--;
 	pthread_mutex_unlock(&report_lock);
 
 	/* exitcode: only a clean exit becomes a failing one. */
