@@ -8,6 +8,7 @@
 
 __thread int pg_inside __attribute__((tls_model("initial-exec")));
 __thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
+__thread int pg_hash_oom __attribute__((tls_model("initial-exec")));
 
 __thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));
 static unsigned fault_every;

@@ -1,6 +1,7 @@
 /* The exported libc names, and nothing else. Each wrapper: make sure the
  * library is ready, call the real function, tell the registry, give the
  * program back the real return value and errno. */
+#include "shim/enforce.h"
 #include "shim/real.h"
 #include "shim/signals.h"
 #include "shim/track.h"
@@ -72,7 +73,11 @@ PG_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 PG_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	pg_track_active();
+	int err = errno;
+
+	if (pg_track_active())
+		pg_track_bind(fd, addr, len);
+	errno = err;
 	return pg_real.bind(fd, addr, len);
 }
 
@@ -90,8 +95,34 @@ PG_EXPORT int listen(int fd, int backlog)
 
 PG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	pg_track_active();
-	return pg_real.connect(fd, addr, len);
+	struct pg_enforce_conn c;
+	int on = pg_track_active(), err = errno, rc;
+
+	if (on) {
+		rc = pg_track_connect_begin(fd, addr, len, &c);
+		if (rc < 0) {
+			/* The pool policy says no: what real exhaustion looks like. */
+			errno = -rc;
+			return -1;
+		}
+		errno = err;
+	}
+	rc = pg_real.connect(fd, addr, len);
+	err = errno;
+	if (on)
+		pg_track_connect_end(&c, rc, err);
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int shutdown(int fd, int how)
+{
+	int err = errno;
+
+	if (pg_track_active())
+		pg_track_shutdown(fd, how);
+	errno = err;
+	return pg_real.shutdown(fd, how);
 }
 
 PG_EXPORT int close(int fd)

@@ -14,14 +14,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#define uthash_malloc(sz) pg_alloc(sz)
-#define uthash_free(ptr, sz) pg_free(ptr)
-#define HASH_NONFATAL_OOM 1
-/* On a failed bucket expansion uthash keeps working with longer chains; on a
- * failed insert it leaves the item out and we count it lost. */
-#define uthash_nonfatal_oom(obj) (pg_oom = 1)
-static __thread int pg_oom;
-
 #include "shim/registry.h"
 
 #define PG_SHARDS 16
@@ -33,6 +25,8 @@ struct pg_sock {
 	int domain, type, protocol;
 	unsigned flags;
 	uint32_t nfds; /* handles that name it; changed under a shard lock */
+	uint32_t pool; /* policy: pool rule + 1 whose slot it holds */
+	void *dest;    /* policy: churn destination */
 };
 
 struct pg_fd {
@@ -65,6 +59,7 @@ static pthread_mutex_t dc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pg_double_close *dcs;
 
 static struct pg_totals totals;
+static void (*release_fn)(uint32_t pool, void *dest);
 static uint32_t seq_next;
 
 static struct pg_shard *shard_of(int fd)
@@ -130,9 +125,9 @@ const struct pg_site *pg_site_intern(const uintptr_t *frames, unsigned depth)
 	if (!s) {
 		n->hash = h;
 		n->id = ++site_count;
-		pg_oom = 0;
+		pg_hash_oom = 0;
 		HASH_ADD(hh, sites, hash, sizeof(n->hash), n);
-		if (pg_oom)
+		if (pg_hash_oom)
 			site_count--;
 		else
 			s = n;
@@ -175,17 +170,70 @@ static struct pg_fd *new_entry(int fd)
 /* Caller holds the shard lock. Puts e into the table; 0 or -ENOMEM. */
 static int insert_entry(struct pg_shard *sh, struct pg_fd *e)
 {
-	pg_oom = 0;
+	pg_hash_oom = 0;
 	HASH_ADD_INT(sh->table, fd, e);
-	return pg_oom ? -ENOMEM : 0;
+	return pg_hash_oom ? -ENOMEM : 0;
 }
 
 static void settle_dropped(struct pg_sock *gone, uint64_t *counter)
 {
+	void (*fn)(uint32_t, void *) = __atomic_load_n(&release_fn, __ATOMIC_ACQUIRE);
+
 	if (!gone)
 		return;
 	count(counter);
+	/* A pool slot is given back however the socket went: close, dup2 onto
+	 * it, close_range, or a close seen only by reconciliation. */
+	if (fn && (gone->pool || gone->dest))
+		fn(gone->pool, gone->dest);
 	pg_free(gone);
+}
+
+void pg_registry_set_release(void (*fn)(uint32_t pool, void *dest))
+{
+	__atomic_store_n(&release_fn, fn, __ATOMIC_RELEASE);
+}
+
+int pg_registry_get_conn(int fd, struct pg_conn *out)
+{
+	struct pg_shard *sh = shard_of(fd);
+	struct pg_fd *e;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&sh->lock);
+	HASH_FIND_INT(sh->table, &fd, e);
+	if (e && e->sock) {
+		out->type = e->sock->type;
+		out->protocol = e->sock->protocol;
+		out->flags = e->sock->flags;
+		out->pool = e->sock->pool;
+		out->dest = e->sock->dest;
+		out->site = e->sock->site;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return rc;
+}
+
+int pg_registry_set_conn(int fd, uint32_t pool, void *dest)
+{
+	struct pg_shard *sh = shard_of(fd);
+	struct pg_fd *e;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&sh->lock);
+	HASH_FIND_INT(sh->table, &fd, e);
+	if (e && e->sock) {
+		rc = 0;
+		if (pool && e->sock->pool)
+			rc = -EEXIST;
+		else if (pool)
+			e->sock->pool = pool;
+		if (dest)
+			e->sock->dest = dest;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return rc;
 }
 
 int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns,
@@ -209,6 +257,8 @@ int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t 
 	s->protocol = protocol;
 	s->flags = flags;
 	s->nfds = 1;
+	s->pool = 0;
+	s->dest = NULL;
 
 	pthread_mutex_lock(&sh->lock);
 	HASH_FIND_INT(sh->table, &fd, e);
@@ -338,6 +388,10 @@ int pg_registry_close_begin(int fd, struct pg_closing *c)
 		c->sock = e->sock;
 		c->seq = e->seq;
 		c->site = e->sock->site;
+		c->pool = e->sock->pool;
+		c->dest = e->sock->dest;
+		c->flags = e->sock->flags;
+		c->last = __atomic_load_n(&e->sock->nfds, __ATOMIC_ACQUIRE) == 1;
 		/* Detached now; the tombstone gets its stacks in close_end. */
 		e->sock = NULL;
 		e->created_site = c->site;

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
-#include <uthash.h>
+#include "shim/hash.h"
 
 #define PG_MAX_DEPTH 64
 
@@ -25,6 +25,7 @@ enum {
 	PG_SOCK_LISTENING = 1u << 1, /* listen() succeeded on it */
 	PG_SOCK_ACCEPTED = 1u << 2,  /* made by accept/accept4 */
 	PG_SOCK_CONNECTED = 1u << 3, /* connect() succeeded or is in progress */
+	PG_SOCK_ACTIVE_CLOSED = 1u << 4, /* its active close was counted (shutdown) */
 };
 
 /* What a report needs of one socket handle, copied out under the lock. */
@@ -56,7 +57,29 @@ struct pg_closing {
 	uint32_t seq;
 	void *sock;
 	const struct pg_site *site;
+	/* For the policy: what the socket holds, and whether this is its last
+	 * handle (the connection really ends with this close). */
+	uint32_t pool;
+	void *dest;
+	int last;
+	unsigned flags;
 };
+
+/* Policy state of a socket (enforce.c): a pool slot (rule index + 1, 0 for
+ * none) and a churn destination. Both are handed to the release callback
+ * when the socket's last handle goes, however it goes. */
+struct pg_conn {
+	int type, protocol;
+	unsigned flags;
+	uint32_t pool;
+	void *dest;
+	const struct pg_site *site;
+};
+int pg_registry_get_conn(int fd, struct pg_conn *out);
+/* Sets pool (when the socket holds none yet) and dest; returns 0, -ENOENT
+ * (untracked), -EEXIST (it already holds a slot: pool not taken). */
+int pg_registry_set_conn(int fd, uint32_t pool, void *dest);
+void pg_registry_set_release(void (*fn)(uint32_t pool, void *dest));
 
 void pg_registry_reset(void);
 

@@ -4,6 +4,7 @@
 
 #include "shim/config.h"
 #include "shim/dest.h"
+#include "shim/enforce.h"
 #include "shim/out.h"
 #include "shim/real.h"
 #include "shim/report.h"
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int pg_ready;
@@ -86,6 +88,34 @@ static void warn_line(const char *line, void *arg)
 	pg_warn("%s", line);
 }
 
+static void load_policy(void)
+{
+	const char *err;
+	char json[1024];
+	struct pg_out o;
+
+	if (pg_enforce_load(&cfg, &err) == 0)
+		return;
+	pg_warn("%s; policy not applied", err);
+	if (cfg.strict) {
+		/* strict=1: the user asked for no run on a bad policy. */
+		_exit(2);
+	}
+	/* The report destination gets the event too, unless it was that
+	 * warning already. */
+	if (cfg.format == PG_FORMAT_JSON || cfg.dest != PG_DEST_STDERR) {
+		pg_out_init(&o, -1);
+		pg_out_printf(&o, "{\"portguard\": 1, \"pid\": %d, \"event\": \"policy_error\", \"error\": ",
+			      self_pid);
+		pg_out_json_str(&o, err);
+		pg_out_puts(&o, "}");
+		snprintf(json, sizeof(json), "%.*s", (int)o.len, o.buf);
+		char text[1024];
+		snprintf(text, sizeof(text), "portguard: %s; policy not applied", err);
+		pg_track_emit_event(text, json);
+	}
+}
+
 static void add_inherited(int fd, uint64_t inode, void *arg)
 {
 	(void)arg;
@@ -115,6 +145,8 @@ static void write_report(enum pg_reason reason)
 	o.kernel = 1;
 	o.close_fn = pg_real.close;
 	o.supp = supp;
+	o.extra = pg_enforce_report;
+	o.extra_events = pg_enforce_events() > 0;
 	pg_report_write(&o, &res);
 	if (close_after)
 		pg_real.close(fd);
@@ -127,6 +159,42 @@ static void write_report(enum pg_reason reason)
 		fflush(NULL);
 		_exit(cfg.exitcode);
 	}
+}
+
+void pg_track_emit_event(const char *text, const char *json)
+{
+	int close_after = 0, fd;
+	int saved = errno;
+
+	pthread_mutex_lock(&report_lock);
+	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
+	if (fd == 1)
+		fflush(stdout);
+	if (fd >= 0) {
+		const char *line = cfg.format == PG_FORMAT_JSON ? json : text;
+		struct iovec v[2] = {{(void *)line, strlen(line)}, {(void *)"\n", 1}};
+		/* One write: event lines of several processes or threads sharing
+		 * a stream do not interleave. */
+		while (writev(fd, v, 2) < 0 && errno == EINTR)
+			;
+	}
+	if (close_after)
+		pg_real.close(fd);
+	pthread_mutex_unlock(&report_lock);
+	errno = saved;
+}
+
+void pg_track_reconcile(void)
+{
+	struct pg_snap *snap;
+	size_t n;
+
+	if (pg_registry_snapshot(&snap, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (pg_sockinfo_inode(snap[i].fd) != snap[i].inode)
+			pg_registry_drop_stale(snap[i].fd, snap[i].seq);
+	pg_free(snap);
 }
 
 static void on_report_request(void)
@@ -149,6 +217,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	pg_registry_fork_child();
+	pg_enforce_fork_child();
 	pthread_mutex_init(&report_lock, NULL);
 	self_pid = getpid();
 	exit_reported = 0;
@@ -174,6 +243,7 @@ static void do_init(void)
 	exe[n > 0 ? n : 0] = 0;
 	pg_dest_remember_std(&dest);
 	load_suppressions();
+	load_policy();
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
 	pg_sockinfo_scan(add_inherited, NULL, pg_real.close);
@@ -233,6 +303,60 @@ static const struct pg_site *capture(void)
 	return pg_site_intern(frames, (unsigned)n);
 }
 
+const struct pg_site *pg_track_capture(void)
+{
+	return capture();
+}
+
+void pg_track_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!(pg_enforce_what & PG_ENFORCE_BIND))
+		return;
+	pg_inside++;
+	pg_enforce_bind(fd, addr, len);
+	pg_inside--;
+}
+
+int pg_track_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
+			   struct pg_enforce_conn *c)
+{
+	int rc;
+
+	c->fd = -1;
+	if (!(pg_enforce_what & PG_ENFORCE_CONNECT))
+		return 0;
+	pg_inside++;
+	rc = pg_enforce_connect_begin(fd, addr, len, c);
+	pg_inside--;
+	return rc;
+}
+
+void pg_track_connect_end(struct pg_enforce_conn *c, int rc, int err)
+{
+	if (c->fd < 0)
+		return;
+	pg_inside++;
+	pg_enforce_connect_end(c, rc, err);
+	pg_inside--;
+}
+
+void pg_track_shutdown(int fd, int how)
+{
+	if (!(pg_enforce_what & PG_ENFORCE_CHURN))
+		return;
+	pg_inside++;
+	pg_enforce_shutdown(fd, how);
+	pg_inside--;
+}
+
+/* The last handle of a socket with a churn destination is about to close:
+ * an active close if the connection is still established. */
+static void closing(const struct pg_closing *c)
+{
+	if ((pg_enforce_what & PG_ENFORCE_CHURN) && c->dest && c->last)
+		pg_enforce_closing(c);
+}
+
 static void born(int fd, int domain, int type, int protocol, unsigned flags,
 		 const struct pg_site *site)
 {
@@ -289,6 +413,8 @@ void pg_track_close_begin(int fd, struct pg_close_op *op)
 {
 	pg_inside++;
 	op->what = pg_registry_close_begin(fd, &op->c);
+	if (op->what == PG_ENTRY_LIVE)
+		closing(&op->c);
 	pg_inside--;
 }
 
@@ -336,8 +462,11 @@ void pg_track_range_begin(unsigned lo, unsigned hi, struct pg_range_op *r)
 	}
 	r->ops = pg_calloc(n ? n : 1, sizeof(*r->ops));
 	if (r->ops) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			r->ops[r->n++].what = pg_registry_close_begin(fds[i], &r->ops[i].c);
+			if (r->ops[i].what == PG_ENTRY_LIVE)
+				closing(&r->ops[i].c);
+		}
 	}
 	if (fds != few)
 		pg_free(fds);

@@ -5,6 +5,7 @@
 #define PG_TRACK_H
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "shim/common.h"
 #include "shim/registry.h"
@@ -45,5 +46,14 @@ void pg_track_range_begin(unsigned lo, unsigned hi, struct pg_range_op *r);
 void pg_track_range_end(struct pg_range_op *r, int closed);
 
 void pg_track_exit_status(int status);
+
+/* The policy around bind, connect and shutdown. connect_begin returns 0 or
+ * -EADDRNOTAVAIL (the pool denies: the wrapper fails the call). */
+struct pg_enforce_conn;
+void pg_track_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int pg_track_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
+			   struct pg_enforce_conn *c);
+void pg_track_connect_end(struct pg_enforce_conn *c, int rc, int err);
+void pg_track_shutdown(int fd, int how);
 
 #endif

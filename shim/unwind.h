@@ -1,0 +1,32 @@
+/* Stack capture by DWARF CFI (.eh_frame), x86_64, with a process-wide cache
+ * of unwind rules keyed by return address. Holds no descriptor, makes no
+ * system call and no allocation once a return address is cached, and never
+ * reads memory outside the calling thread's stack (and the loaded objects'
+ * .eh_frame) to unwind. Thread-safe; not async-signal-safe. */
+#ifndef PG_UNWIND_H
+#define PG_UNWIND_H
+
+#include <stdint.h>
+
+/* Optional: finds how to look up CFI. Idempotent, cheap; holds nothing.
+ * pg_unwind_backtrace() calls it itself when needed. */
+void pg_unwind_init(void);
+
+/* Fills out[] with return addresses, innermost first, and returns how many
+ * (0 if max <= 0). Same convention as glibc's backtrace():
+ *   out[0] = the return address of this very call to pg_unwind_backtrace,
+ *            i.e. an address inside the function that called it, just after
+ *            its call instruction;
+ *   out[1] = the return address into that function's caller, and so on.
+ * So if f() calls both backtrace() and pg_unwind_backtrace(), the two lists
+ * differ at [0] only (two call sites in f) and are equal from [1] on.
+ * The walk stops early, keeping what it found, at: a frame without CFI (JIT
+ * code, stripped .eh_frame, code registered only with __register_frame), a
+ * rule it does not follow (CFA or return address given by a DWARF
+ * expression or a register other than rsp/rbp), a signal frame (the
+ * sa_restorer's address, e.g. __restore_rt, is the last entry), the
+ * outermost frame (_start, clone3: return address undefined), or a return
+ * address of 0, or a CFA that does not rise or leaves the thread's stack. */
+int pg_unwind_backtrace(uintptr_t *out, int max);
+
+#endif
