@@ -40,7 +40,8 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 # What a fresh Debian machine lacks: build and test dependencies.
 DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-dev \
-                libunwind8 curl python3 iproute2
+                curl python3 iproute2 jq util-linux \
+                clang libclang-rt-14-dev
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)
@@ -86,6 +87,25 @@ $(B)/bench/%: bench/%.c $(B)/libportguard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libportguard.a -lpthread -ldl -lm
 
+# The policy parser's fuzz target (libFuzzer). make fuzz runs it for
+# FUZZ_TIME seconds; make test replays the committed corpus once.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 600
+FUZZ_FLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(WARN) \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+POLICY_SRC := $(sort $(wildcard policy/*.c))
+
+$(B)/fuzz/fuzz_policy: tests/fuzz_policy.c $(POLICY_SRC) $(wildcard policy/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_policy.c $(POLICY_SRC)
+
+.PHONY: fuzz fuzz-regress
+fuzz: $(B)/fuzz/fuzz_policy
+	@mkdir -p $(B)/fuzz/corpus
+	$< -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(B)/fuzz/corpus tests/corpus/policy
+fuzz-regress: $(B)/fuzz/fuzz_policy
+	$< -runs=0 tests/corpus/policy
+
 # The registry's threads test again under ThreadSanitizer (a preloaded TSan
 # build cannot work: TSan's own start-up calls sigaction, which we wrap).
 TSAN_OBJ := $(SHIM_SRC:%.c=$(B)/tsan/%.o)
@@ -95,7 +115,7 @@ $(B)/tsan/%.o: %.c $(wildcard shim/*.h policy/*.h)
 $(B)/tsan/test_registry: tests/test_registry.c $(TSAN_OBJ)
 	$(CC) $(CFLAGS) -O1 -Wno-write-strings -fsanitize=thread -o $@ $^ -lcmocka -ljansson -lpthread -ldl
 
-test: all $(TEST_BIN) $(HELPER_BIN) $(TESTLIB_BIN) $(B)/tsan/test_registry
+test: all $(TEST_BIN) $(HELPER_BIN) $(TESTLIB_BIN) $(B)/tsan/test_registry $(B)/fuzz/fuzz_policy
 	tests/run $(TEST_BIN) $(B)/tsan/test_registry
 
 bench: all $(BENCH_BIN) $(HELPER_BIN)

@@ -503,10 +503,14 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 	struct pg_event *e;
 	enum pg_churn_forecast f;
 
+	uint64_t connects, closes;
+
 	pthread_mutex_lock(&dest_lock);
 	pg_churn_active_close(&ds->churn, now);
 	rate = pg_churn_rate(&ds->churn, now);
 	peak = pg_churn_peak_per_sec(&ds->churn);
+	connects = ds->churn.connects;
+	closes = ds->churn.active_closes;
 	pthread_mutex_unlock(&dest_lock);
 	if (!pg_churn_should_warn(&pol, rate))
 		return;
@@ -530,8 +534,9 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 		pg_out_printf(&e->t, " (tcp_tw_reuse=%d may reuse TIME_WAIT ports for this destination)",
 			      tw_reuse);
 	pg_out_printf(&e->j,
-		      ", \"rate_per_sec\": %.1f, \"warn_per_sec\": %u, \"peak_per_sec\": %u, \"time_wait_ports\": %.0f, \"range\": %u, \"forecast\": \"%s\", \"tcp_tw_reuse\": %d",
-		      rate, pol.churn_warn_per_sec, peak, rate * PG_CHURN_TIME_WAIT_S,
+		      ", \"connects\": %lu, \"active_closes\": %lu, \"rate_per_sec\": %.1f, \"warn_per_sec\": %u, \"peak_per_sec\": %u, \"time_wait_ports\": %.0f, \"range\": %u, \"forecast\": \"%s\", \"tcp_tw_reuse\": %d",
+		      (unsigned long)connects, (unsigned long)closes, rate, pol.churn_warn_per_sec, peak,
+		      rate * PG_CHURN_TIME_WAIT_S,
 		      range_size ? range_size : PG_CHURN_DEFAULT_RANGE, pg_churn_forecast_name(f), tw_reuse);
 	event_end(e, site);
 }

@@ -185,6 +185,24 @@ int main(int argc, char **argv)
 		stop = 1;
 		pthread_join(t, NULL);
 		printf("forked 200\n");
+	} else if (!strcmp(s, "bind_no_port")) { /* the port a bind-before-connect client sees */
+		struct sockaddr_in a = {.sin_family = AF_INET}, b;
+		socklen_t len = sizeof(a);
+		int l = tcp(), c = tcp();
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 4) ||
+		    getsockname(l, (struct sockaddr *)&a, &len))
+			return 1;
+		b = a;
+		b.sin_port = 0;
+		if (bind(c, (struct sockaddr *)&b, sizeof(b)) || getsockname(c, (struct sockaddr *)&b, &len))
+			return 1;
+		printf("after bind %d", ntohs(b.sin_port));
+		if (connect(c, (struct sockaddr *)&a, sizeof(a)) || getsockname(c, (struct sockaddr *)&b, &len))
+			return 1;
+		printf(", after connect %s\n", ntohs(b.sin_port) ? "a port" : "0");
+		close(c);
+		close(l);
 	} else if (!strcmp(s, "stderr_socket")) { /* a daemon: fd 2 closed, a socket there */
 		close(2);
 		int a = tcp();
