@@ -62,6 +62,11 @@ static int recv_fd(int over)
 }
 
 static volatile int stop;
+static void on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
 static void *busy(void *arg)
 {
 	(void)arg;
@@ -203,6 +208,13 @@ int main(int argc, char **argv)
 		printf(", after connect %s\n", ntohs(b.sin_port) ? "a port" : "0");
 		close(c);
 		close(l);
+	} else if (!strcmp(s, "slowleak")) { /* a slow leak: one socket every 20 ms, until SIGTERM */
+		signal(SIGTERM, on_term);
+		printf("ready\n");
+		fflush(stdout);
+		while (!stop)
+			if (tcp() >= 0)
+				usleep(20000);
 	} else if (!strcmp(s, "stderr_socket")) { /* a daemon: fd 2 closed, a socket there */
 		close(2);
 		int a = tcp();

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# portguard report on real reports written by the library: two processes of
+# the same program merge into one set of call sites with summed counts;
+# --diff finds the growth between two dumps of a slow leak; --folded prints
+# its stacks.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+PG=$ROOT/build/portguard
+LIB=$ROOT/build/libportguard.so
+T=$(mktemp -d)
+trap 'kill $slow 2>/dev/null; rm -rf "$T"' EXIT
+slow=
+
+check() { # description, condition result (0 = true)
+	if [ "$2" = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fi
+}
+
+# Two processes of one program, each leaking 2 sockets from the same site.
+for i in 1 2; do
+	LD_PRELOAD=$LIB PORTGUARD_OPTIONS="log_path=$T/client format=json" \
+		build/examples/leaky_client >/dev/null 2>&1
+done
+files=("$T"/client.*)
+check "two real reports written" "$([ ${#files[@]} = 2 ]; echo $?)"
+"$PG" report --json "${files[@]}" >"$T/merged.json"
+check "report --json exits 0" $?
+npids=$(jq '.pids | length' "$T/merged.json")
+leaked=$(jq '.totals.leaked' "$T/merged.json")
+nsites=$(jq '[.sites[] | select(.leaked > 0)] | length' "$T/merged.json")
+top=$(jq '[.sites[] | select(.leaked > 0)][0].leaked' "$T/merged.json")
+created=$(jq '.totals.created' "$T/merged.json")
+echo "# merged: pids $npids, leaked $leaked from $nsites site(s), top site $top, created $created"
+check "the merge names both pids" "$([ "$npids" = 2 ]; echo $?)"
+check "the same call site of two processes is one site with summed counts (2+2)" \
+	"$([ "$nsites" = 1 ] && [ "$top" = 4 ] && [ "$leaked" = 4 ]; echo $?)"
+check "totals are summed (11+11 created)" "$([ "$created" = 22 ]; echo $?)"
+"$PG" report "${files[@]}" >"$T/merged.txt"
+check "text merge ends with the summed SUMMARY" \
+	"$(tail -n1 "$T/merged.txt" | grep -q '^SUMMARY: portguard: 4 socket(s) leaked from 1 call site(s).$'; echo $?)"
+check "text merge shows the leaking function" "$(grep -q 'in connect_to' "$T/merged.txt"; echo $?)"
+
+# A slow leak, dumped twice: --diff shows the growth at its call site.
+LD_PRELOAD=$LIB PORTGUARD_OPTIONS="log_path=$T/slow format=json" \
+	build/tests/prog_lifecycle slowleak >"$T/slow.out" 2>&1 &
+slow=$!
+for _ in $(seq 100); do grep -q ready "$T/slow.out" 2>/dev/null && break; sleep 0.05; done
+sleep 0.2
+"$PG" dump "$slow" >/dev/null
+check "dump of a process under the library exits 0" $?
+for _ in $(seq 100); do [ -s "$T/slow.$slow" ] && break; sleep 0.02; done
+sleep 0.1
+cp "$T/slow.$slow" "$T/old.json"
+sleep 0.5
+"$PG" dump "$slow" >/dev/null
+for _ in $(seq 100); do [ "$(wc -l <"$T/slow.$slow")" -ge 2 ] && break; sleep 0.02; done
+sleep 0.1
+"$PG" report --json --diff "$T/old.json" "$T/slow.$slow" >"$T/diff.json"
+check "report --diff --json exits 0" $?
+before=$(jq '.sites[0].open_before' "$T/diff.json")
+after=$(jq '.sites[0].open_after' "$T/diff.json")
+grew=$(jq '.sites[0].grew' "$T/diff.json")
+echo "# slow leak: open $before -> $after, grew $grew"
+check "the growth between two dumps is found and adds up" \
+	"$([ "$grew" -gt 5 ] && [ $((after - before)) = "$grew" ]; echo $?)"
+check "the growing site is the slow leak's (frames in prog_lifecycle)" \
+	"$(jq -e '.sites[0].frames[0].module | endswith("prog_lifecycle")' "$T/diff.json" >/dev/null; echo $?)"
+"$PG" report --diff "$T/old.json" "$T/slow.$slow" >"$T/diff.txt"
+check "text --diff prints the growth" "$(grep -q "$grew" "$T/diff.txt"; echo $?)"
+
+"$PG" report --folded "$T/slow.$slow" >"$T/folded"
+line=$(sort -t' ' -k2 -n "$T/folded" | tail -n1)
+echo "# folded: $line"
+count=${line##* }
+check "--folded prints 'frame;...;frame count' with the leaked count" \
+	"$([ "$count" = "$after" ] && [[ "$line" == *";main;"* ]]; echo $?)"
+check "--folded puts the outermost frame first" "$([[ "$line" == _start\;* ]]; echo $?)"
+kill "$slow"
+wait "$slow" 2>/dev/null
+slow=
