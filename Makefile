@@ -129,13 +129,25 @@ deps:
 demo: all
 	LD_PRELOAD=$(CURDIR)/$(B)/libportguard.so $(B)/examples/leaky_client
 
+# After an install to a prefix the dynamic linker searches (with ldconfig when
+# DESTDIR is empty), LD_PRELOAD=libportguard.so works by bare name and
+# portguard run finds ../lib/libportguard.so next to itself.
+LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+MANPAGES := $(wildcard docs/*.1 docs/*.7)
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(B)/libportguard.so $(DESTDIR)$(PREFIX)/lib/libportguard.so
-	install -m 0755 $(B)/portguard $(DESTDIR)$(PREFIX)/bin/portguard
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 0755 $(B)/libportguard.so $(DESTDIR)$(LIBDIR)/libportguard.so
+	install -m 0755 $(B)/portguard $(DESTDIR)$(BINDIR)/portguard
+	for m in $(MANPAGES); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+	if [ -z "$(DESTDIR)" ]; then ldconfig; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libportguard.so $(DESTDIR)$(PREFIX)/bin/portguard
+	rm -f $(DESTDIR)$(LIBDIR)/libportguard.so $(DESTDIR)$(BINDIR)/portguard
+	for m in $(notdir $(MANPAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
+	if [ -z "$(DESTDIR)" ]; then ldconfig; fi
 
 clean:
 	rm -rf $(B)

@@ -499,6 +499,118 @@ static void test_integration_suppressions(void **state)
 	free(dir);
 }
 
+/* The line number in a source file of the first line containing text. */
+static int source_line(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "r");
+	char line[512];
+	int n = 0, found = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, text)) {
+			found = n;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static json_t *frame_named(json_t *frames, const char *function)
+{
+	for (size_t i = 0; i < json_array_size(frames); i++) {
+		json_t *f = json_array_get(frames, i);
+		const char *fn = json_string_value(json_object_get(f, "function"));
+		if (fn && !strcmp(fn, function))
+			return f;
+	}
+	return NULL;
+}
+
+/* A program built with -g: every frame of the leaking call site points at
+ * the right source line (the call's, not the next one), in both formats;
+ * the inlined functions are frames of their own. */
+static void test_integration_file_line(void **state)
+{
+	const char *src = "examples/leaky_client.c";
+	struct {
+		const char *function, *text;
+	} want[] = {
+		{"connect_to", "int fd = socket(AF_INET, SOCK_STREAM, 0);"},
+		{"fetch_record", "int fd = connect_to(port);"},
+		{"main", "if (fetch_record(ntohs(a.sin_port), id, buf, sizeof(buf)) == 0)"},
+	};
+	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	struct pgt_run r;
+	json_t *rep = run_json(&r, argv, NULL), *frames;
+
+	(void)state;
+	frames = json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames");
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		json_t *f = frame_named(frames, want[i].function);
+		int line = source_line(src, want[i].text);
+		char text_frame[256];
+
+		assert_true(line > 0);
+		assert_non_null(f);
+		assert_non_null(strstr(json_string_value(json_object_get(f, "file")), src));
+		assert_int_equal(pgt_int(f, "line"), line);
+		print_message("%s at %s:%d\n", want[i].function, src, line);
+		/* text: "#N 0x... in FUNCTION /path/examples/leaky_client.c:LINE" */
+		snprintf(text_frame, sizeof(text_frame), " in %s %s:%d\n", want[i].function,
+			 pgt_path(src), line);
+		pgt_run_free(&r);
+		pgt_run(&r, argv, NULL, 1);
+		assert_non_null(strstr(r.err, text_frame));
+	}
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+/* A stripped copy: no names, no lines, but module+offset for every frame,
+ * the same offsets as the unstripped binary's. */
+static void test_integration_stripped_binary(void **state)
+{
+	char *dir = pgt_tmpdir();
+	char copy[PATH_MAX], cmd[PATH_MAX * 2 + 64];
+	char *argv[] = {copy, NULL};
+	char *orig[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	struct pgt_run r;
+	json_t *rep, *f, *of;
+
+	(void)state;
+	snprintf(copy, sizeof(copy), "%s/leaky_client.stripped", dir);
+	snprintf(cmd, sizeof(cmd), "strip -o %s %s", copy, orig[0]);
+	assert_int_equal(system(cmd), 0);
+	rep = run_json(&r, argv, NULL);
+	f = json_array_get(json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames"), 0);
+	assert_string_equal(json_string_value(json_object_get(f, "module")), copy);
+	assert_non_null(json_string_value(json_object_get(f, "offset")));
+	assert_null(json_object_get(f, "file"));
+	assert_null(json_object_get(f, "line"));
+	pgt_run_free(&r);
+	{
+		json_t *orep = run_json(&r, orig, NULL);
+		of = json_array_get(json_object_get(json_array_get(json_object_get(orep, "sites"), 0), "frames"), 0);
+		assert_string_equal(json_string_value(json_object_get(f, "offset")),
+				    json_string_value(json_object_get(of, "offset")));
+		json_decref(orep);
+	}
+	/* text: (module+0xOFFSET) */
+	pgt_run_free(&r);
+	pgt_run(&r, argv, NULL, 1);
+	snprintf(cmd, sizeof(cmd), "    #0 0x");
+	assert_non_null(strstr(r.err, cmd));
+	snprintf(cmd, sizeof(cmd), "(%s+0x", copy);
+	assert_non_null(strstr(r.err, cmd));
+	json_decref(rep);
+	pgt_run_free(&r);
+	pgt_rmdir(dir);
+	free(dir);
+}
+
 /* Thread count of a child, from /proc/PID/status. */
 static void test_integration_single_threaded_without_sockets(void **state)
 {
@@ -536,6 +648,8 @@ int main(void)
 		cmocka_unit_test(test_integration_bad_options),
 		cmocka_unit_test(test_integration_single_threaded_without_sockets),
 		cmocka_unit_test(test_integration_suppressions),
+		cmocka_unit_test(test_integration_file_line),
+		cmocka_unit_test(test_integration_stripped_binary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
