@@ -383,6 +383,49 @@ static void test_lifecycle_allocation_failures(void **state)
 	}
 }
 
+/* The same in CPython: os.dup is an fcntl64 call there, os.dup2 closes its
+ * target, socket.fromfd dups, makefile keeps the socket until both close;
+ * a forked child reports for itself. */
+static void test_lifecycle_python(void **state)
+{
+	char python[PATH_MAX] = "";
+	char opts[PATH_MAX + 64];
+	const char *env[] = {opts, NULL};
+	FILE *p = popen("python3 -c 'import sys; print(sys.executable)' 2>/dev/null", "r");
+	struct pgt_run r;
+	json_t *rep, *child;
+	int cpid = 0;
+
+	(void)state;
+	if (p && fgets(python, sizeof(python), p))
+		python[strcspn(python, "\n")] = 0;
+	if (p)
+		pclose(p);
+	if (!python[0])
+		skip();
+	char *argv[] = {python, (char *)pgt_path("tests/lifecycle.py"), NULL};
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/r format=json", dir);
+	pgt_run(&r, argv, env, 1);
+	assert_int_equal(r.status, 0);
+	sscanf(r.out, "%d", &cpid);
+	rep = pgt_report_of(dir, r.pid, "exit", 0);
+	assert_non_null(rep);
+	assert_int_equal(pgt_int(rep, "totals.created"), 6); /* fromfd is a dup */
+	assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
+	assert_int_equal(pgt_int(rep, "totals.closed"), 4);
+	assert_int_equal(pgt_int(rep, "totals.closed_unseen"), 0);
+	assert_true(pgt_adds_up(rep));
+	child = pgt_report_of(dir, cpid, "exit", 0);
+	assert_non_null(child);
+	assert_int_equal(pgt_int(child, "totals.inherited"), 2);
+	assert_int_equal(pgt_int(child, "totals.created"), 1);
+	assert_int_equal(pgt_int(child, "totals.leaked"), 1);
+	assert_true(pgt_adds_up(child));
+	json_decref(child);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_same_results_with_and_without),
 		cmocka_unit_test(test_lifecycle_stress_with_signals),
 		cmocka_unit_test(test_lifecycle_allocation_failures),
+		cmocka_unit_test(test_lifecycle_python),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
