@@ -236,19 +236,45 @@ int pg_registry_set_conn(int fd, uint32_t pool, void *dest)
 	return rc;
 }
 
+/* Makes fd a handle of s: a new entry, or the number's entry reused (a
+ * tombstone, or a live record the kernel says is gone: that socket is handed
+ * back in *stale, closed unseen). Allocating under the lock is rare: only the
+ * first socket on a descriptor number. 0 or -ENOMEM. */
+static int attach(int fd, struct pg_sock *s, struct pg_sock **stale)
+{
+	struct pg_shard *sh = shard_of(fd);
+	struct pg_fd *e;
+
+	*stale = NULL;
+	pthread_mutex_lock(&sh->lock);
+	HASH_FIND_INT(sh->table, &fd, e);
+	if (!e) {
+		e = new_entry(fd);
+		if (!e || insert_entry(sh, e) < 0) {
+			pthread_mutex_unlock(&sh->lock);
+			pg_free(e);
+			return -ENOMEM;
+		}
+	} else if (e->sock) {
+		*stale = unlink_handle(e);
+	}
+	e->sock = s;
+	e->seq = __atomic_add_fetch(&seq_next, 1, __ATOMIC_RELAXED);
+	e->created_site = e->closed_site = NULL;
+	pthread_mutex_unlock(&sh->lock);
+	return 0;
+}
+
 int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns,
 		    int domain, int type, int protocol, unsigned flags)
 {
-	struct pg_shard *sh = shard_of(fd);
-	struct pg_sock *s = pg_alloc(sizeof(*s));
-	struct pg_sock *stale = NULL;
-	struct pg_fd *e, *fresh = NULL;
-	int rc = 0;
+	struct pg_sock *s = pg_alloc(sizeof(*s)), *stale;
 
 	if (!s) {
 		pg_registry_count_lost();
 		return -ENOMEM;
 	}
+	memset(s, 0, sizeof(*s));
 	s->inode = inode;
 	s->site = site;
 	s->created_ns = now_ns;
@@ -257,36 +283,12 @@ int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t 
 	s->protocol = protocol;
 	s->flags = flags;
 	s->nfds = 1;
-	s->pool = 0;
-	s->dest = NULL;
-
-	pthread_mutex_lock(&sh->lock);
-	HASH_FIND_INT(sh->table, &fd, e);
-	if (!e) {
-		/* Allocating under the lock is rare: only the first socket on
-		 * a descriptor number; after that the entry is reused. */
-		fresh = e = new_entry(fd);
-		if (!e || insert_entry(sh, e) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	} else if (e->sock) {
-		stale = unlink_handle(e);
-	}
-	e->sock = s;
-	e->seq = __atomic_add_fetch(&seq_next, 1, __ATOMIC_RELAXED);
-	e->created_site = e->closed_site = NULL;
-	fresh = NULL;
-	s = NULL;
-out:
-	pthread_mutex_unlock(&sh->lock);
-	settle_dropped(stale, &totals.closed_unseen);
-	if (rc < 0) {
-		pg_free(fresh);
+	if (attach(fd, s, &stale) < 0) {
 		pg_free(s);
 		pg_registry_count_lost();
-		return rc;
+		return -ENOMEM;
 	}
+	settle_dropped(stale, &totals.closed_unseen);
 	if (flags & PG_SOCK_INHERITED)
 		count(&totals.inherited);
 	else
@@ -297,10 +299,9 @@ out:
 
 int pg_registry_dup(int oldfd, int newfd)
 {
-	struct pg_shard *so = shard_of(oldfd), *sn = shard_of(newfd);
-	struct pg_sock *s = NULL, *stale = NULL;
-	struct pg_fd *e, *fresh;
-	int rc = 0;
+	struct pg_shard *so = shard_of(oldfd);
+	struct pg_sock *s = NULL, *stale;
+	struct pg_fd *e;
 
 	if (oldfd == newfd)
 		return 0;
@@ -315,37 +316,15 @@ int pg_registry_dup(int oldfd, int newfd)
 	pthread_mutex_unlock(&so->lock);
 	if (!s)
 		return -ENOENT;
-
-	fresh = new_entry(newfd);
-	pthread_mutex_lock(&sn->lock);
-	HASH_FIND_INT(sn->table, &newfd, e);
-	if (!e) {
-		e = fresh;
-		fresh = NULL;
-		if (!e || insert_entry(sn, e) < 0) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-	} else if (e->sock) {
-		stale = unlink_handle(e);
+	if (attach(newfd, s, &stale) < 0) {
+		/* Undo the pin; if oldfd was closed meanwhile, it is gone now. */
+		if (__atomic_sub_fetch(&s->nfds, 1, __ATOMIC_ACQ_REL) == 0)
+			settle_dropped(s, &totals.closed);
+		pg_registry_count_lost();
+		return -ENOMEM;
 	}
-	e->sock = s;
-	e->seq = __atomic_add_fetch(&seq_next, 1, __ATOMIC_RELAXED);
-	e->created_site = e->closed_site = NULL;
-	pthread_mutex_unlock(&sn->lock);
-	pg_free(fresh);
 	settle_dropped(stale, &totals.closed_unseen);
 	return 0;
-fail:
-	/* Undo the pin; if oldfd was closed meanwhile, the socket is gone now. */
-	if (__atomic_sub_fetch(&s->nfds, 1, __ATOMIC_ACQ_REL) == 0)
-		stale = s;
-	pthread_mutex_unlock(&sn->lock);
-	pg_free(e);
-	pg_free(fresh);
-	settle_dropped(stale, &totals.closed);
-	pg_registry_count_lost();
-	return rc;
 }
 
 void pg_registry_set_flags(int fd, unsigned flags)
