@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void pg_out_init(struct pg_out *o, int fd)
@@ -117,6 +118,30 @@ void pg_out_json_str(struct pg_out *o, const char *s)
 	pg_out_write(o, "\"", 1);
 }
 
+static int pinned;
+static dev_t err_dev;
+static ino_t err_ino;
+
+void pg_warn_pin_stderr(void)
+{
+	struct stat st;
+
+	pinned = fstat(2, &st) == 0 ? 1 : -1;
+	if (pinned > 0) {
+		err_dev = st.st_dev;
+		err_ino = st.st_ino;
+	}
+}
+
+static int stderr_is_ours(void)
+{
+	struct stat st;
+
+	if (!pinned)
+		return 1; /* before init: it is what the program started with */
+	return pinned > 0 && fstat(2, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino;
+}
+
 void pg_warn(const char *fmt, ...)
 {
 	int saved = errno;
@@ -133,6 +158,7 @@ void pg_warn(const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 12)
 		n = (int)(sizeof(line) - 12);
 	line[11 + n] = '\n';
-	pg_write_all(2, line, 11 + (size_t)n + 1);
+	if (stderr_is_ours())
+		pg_write_all(2, line, 11 + (size_t)n + 1);
 	errno = saved;
 }

@@ -20,7 +20,10 @@ void pg_out_printf(struct pg_out *o, const char *fmt, ...) __attribute__((format
 void pg_out_json_str(struct pg_out *o, const char *s);
 int pg_out_flush(struct pg_out *o);
 
-/* One warning line "portguard: ..." on stderr, errno preserved. */
+/* One warning line "portguard: ..." on stderr, errno preserved; dropped when
+ * fd 2 is no longer the stream it was when pg_warn_pin_stderr() ran (a
+ * daemon that closed it and got a socket there). */
 void pg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pg_warn_pin_stderr(void);
 
 #endif

@@ -232,6 +232,7 @@ static void do_init(void)
 
 	pg_inside++;
 	pg_real_bind();
+	pg_warn_pin_stderr();
 	self_pid = getpid();
 	pg_config_defaults(&cfg);
 	pg_config_parse(&cfg, getenv("PORTGUARD_OPTIONS"), secure, warn_line, NULL);

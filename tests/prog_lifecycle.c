@@ -216,9 +216,27 @@ int main(int argc, char **argv)
 			if (tcp() >= 0)
 				usleep(20000);
 	} else if (!strcmp(s, "stderr_socket")) { /* a daemon: fd 2 closed, a socket there */
+		int pair[2];
 		close(2);
-		int a = tcp();
-		printf("socket on fd %d\n", a);
+		/* A connected socket on fd 2: anything written to it would reach
+		 * the peer, which tells us. */
+		socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+		if (pair[0] != 2)
+			return 1;
+		printf("socket on fd %d\n", pair[0]);
+		fflush(stdout);
+		if (fork() == 0) {
+			char buf[4096];
+			ssize_t n, total = 0;
+			close(2);
+			while ((n = read(pair[1], buf, sizeof(buf))) > 0)
+				total += n;
+			printf("the peer read %zd byte(s)\n", total);
+			fflush(stdout);
+			_exit(0);
+		}
+		close(pair[1]);
+		return 0;
 	} else {
 		fprintf(stderr, "unknown scenario '%s'\n", s);
 		return 2;
