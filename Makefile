@@ -74,6 +74,7 @@ $(B)/tests/prog_%: tests/prog_%.c
 # Tests build argv arrays from string literals: no -Wwrite-strings there.
 # prog_sym_self includes the symbolizer's sources (a helper program is one file).
 $(B)/tests/prog_sym_self: shim/symbolize.c shim/common.c
+$(B)/tests/prog_unwind_check: shim/unwind.c shim/unwind.h
 
 $(B)/tests/lib%.so: tests/lib_%.c
 	@mkdir -p $(dir $@)

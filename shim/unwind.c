@@ -13,8 +13,9 @@
  * locks. A miss finds the FDE through _dl_find_object() (lock-free, no
  * allocation; dl_iterate_phdr() as the fallback) and the .eh_frame_hdr
  * search table, then runs the CIE and FDE programs up to the address. Only
- * the four facts above are kept; a row that needs anything else (a DWARF
- * expression, a CFA in another register) ends the walk there. */
+ * those three facts are kept; a row that needs anything else (a DWARF
+ * expression, a CFA in another register) ends the walk there, as do signal
+ * frames. */
 #include "shim/unwind.h"
 
 #include <dlfcn.h>
@@ -110,7 +111,10 @@ struct pg_unwind_slot {
 
 /* A slot goes 0 -> BUSY (CAS) -> key (release store, after the rule) and
  * never changes again, so a reader that sees its key sees its rule. No lock:
- * a fork() in the middle of a write leaves one dead slot, not a held mutex. */
+ * a fork() in the middle of a write leaves one dead slot, not a held mutex.
+ * Never evicted: after dlclose() and another object mapped at the same
+ * addresses, a stale rule can give wrong frames (the walk's bounds still keep
+ * every read inside the thread's stack). */
 static struct pg_unwind_slot pg_unwind_cache[PG_UNWIND_SLOTS]
 	__attribute__((aligned(64)));
 
@@ -446,8 +450,10 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
 		}
 		switch (op) {
 		case PG_CFA_NOP:
+			continue;
 		case PG_CFA_GNU_ARGS_SIZE:
-			if (op == PG_CFA_GNU_ARGS_SIZE && pg_cfi_uleb(&p, end, &u))
+			/* Matters for landing pads only. */
+			if (pg_cfi_uleb(&p, end, &u))
 				return -EINVAL;
 			continue;
 		case PG_CFA_SET_LOC:

@@ -1,8 +1,11 @@
 /* Stack capture by DWARF CFI (.eh_frame), x86_64, with a process-wide cache
- * of unwind rules keyed by return address. Holds no descriptor, makes no
- * system call and no allocation once a return address is cached, and never
- * reads memory outside the calling thread's stack (and the loaded objects'
- * .eh_frame) to unwind. Thread-safe; not async-signal-safe. */
+ * of unwind rules keyed by return address (static, 8192 slots, never
+ * evicted). Holds no descriptor, makes no system call and no allocation, not
+ * even on a cache miss (_dl_find_object). Reads, besides the loaded objects'
+ * .eh_frame, only the calling thread's stack: from its rsp up to the stack's
+ * top (pthread_self() for a thread, __libc_stack_end for the main thread),
+ * at most 64 MiB. Thread-safe; not async-signal-safe (the fallback lookup,
+ * dl_iterate_phdr(), takes the loader's lock). */
 #ifndef PG_UNWIND_H
 #define PG_UNWIND_H
 
