@@ -115,13 +115,19 @@ struct untracked_scan {
 	size_t nextra, cap;
 };
 
+/* A live handle we know: no need to look at it again. */
+static int known_fd(int fd, void *arg)
+{
+	const struct untracked_scan *u = arg;
+
+	return bsearch(&fd, u->live_fds, u->nlive, sizeof(int), cmp_int) != NULL;
+}
+
 static void on_scanned_fd(int fd, uint64_t inode, void *arg)
 {
 	struct untracked_scan *u = arg;
 	struct rsock key = {.inode = inode}, *hit;
 
-	if (bsearch(&fd, u->live_fds, u->nlive, sizeof(int), cmp_int))
-		return;
 	/* Another handle of a socket we know (made where we could not see,
 	 * e.g. received over SCM_RIGHTS from ourselves). */
 	hit = bsearch(&key, u->c->socks, u->c->nsocks, sizeof(*hit), cmp_rsock_inode);
@@ -204,7 +210,7 @@ static int gather(struct ctx *c)
 			qsort(fds, n, sizeof(int), cmp_int);
 			u.live_fds = fds;
 			u.nlive = n;
-			pg_sockinfo_scan(on_scanned_fd, &u, o->close_fn);
+			pg_sockinfo_scan(on_scanned_fd, known_fd, &u, o->close_fn);
 			pg_free(fds);
 		}
 		if (u.nextra) {
@@ -348,14 +354,12 @@ static int group(struct ctx *c)
 static void query(const struct ctx *c, const struct rsock *r, struct pg_sockinfo *si)
 {
 	if (c->o->kernel) {
-		pg_sockinfo_query(r->fd, si);
-	} else {
-		memset(si, 0, sizeof(*si));
 		si->domain = r->domain;
 		si->type = r->type;
 		si->protocol = r->protocol;
-	}
-	if (r->domain >= 0 && si->domain == 0) {
+		pg_sockinfo_query(r->fd, si);
+	} else {
+		memset(si, 0, sizeof(*si));
 		si->domain = r->domain;
 		si->type = r->type;
 		si->protocol = r->protocol;

@@ -60,14 +60,20 @@ void pg_sockinfo_query(int fd, struct pg_sockinfo *si)
 	socklen_t len, il = sizeof(int);
 	int v;
 
+	int domain = si->domain, type = si->type, protocol = si->protocol;
+
 	memset(si, 0, sizeof(*si));
-	if (!getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &il))
+	si->domain = domain;
+	si->type = type;
+	si->protocol = protocol;
+	if (domain < 0 && !getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &il))
 		si->domain = v;
 	il = sizeof(int);
-	if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &il))
+	if (type < 0 && !getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &il))
 		si->type = v;
 	il = sizeof(int);
-	if (!getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &il))
+	/* socket(AF_INET, SOCK_STREAM, 0) says 0: the kernel says which. */
+	if (protocol <= 0 && !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &il))
 		si->protocol = v;
 	il = sizeof(int);
 	if (!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &il))
@@ -160,8 +166,8 @@ struct pg_dirent64 {
 	char d_name[];
 };
 
-int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), void *arg,
-		     int (*close_fn)(int))
+int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), int (*skip)(int fd, void *arg),
+		     void *arg, int (*close_fn)(int))
 {
 	/* getdents64 on a descriptor of our own rather than opendir(): no
 	 * allocation, and the descriptor is closed before we return. */
@@ -180,7 +186,7 @@ int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), void *arg,
 			if (d->d_name[0] < '0' || d->d_name[0] > '9')
 				continue;
 			int fd = atoi(d->d_name);
-			if (fd == dfd)
+			if (fd == dfd || (skip && skip(fd, arg)))
 				continue;
 			uint64_t ino = pg_sockinfo_inode(fd);
 			if (ino)

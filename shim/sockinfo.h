@@ -15,6 +15,7 @@ struct pg_sockinfo {
 
 /* Inode of the socket behind fd; 0 when fd is not a socket. */
 uint64_t pg_sockinfo_inode(int fd);
+/* si->domain, type, protocol: what the caller knows already (-1: ask). */
 void pg_sockinfo_query(int fd, struct pg_sockinfo *si);
 
 const char *pg_sockinfo_family_name(int domain);
@@ -24,9 +25,10 @@ const char *pg_sockinfo_proto_name(int domain, int type, int protocol);
 const char *pg_sockinfo_tcp_state_name(int state);
 
 /* Calls fn for every open descriptor of this process that is a socket, with
- * its inode. Opens /proc/self/fd (O_CLOEXEC) and closes it before returning.
- * Returns 0 or -errno. close_fn: the real close. */
-int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), void *arg,
-		     int (*close_fn)(int));
+ * its inode. skip (may be NULL) says which descriptors need no look (known
+ * ones), which saves an fstat each. Opens /proc/self/fd (O_CLOEXEC) and
+ * closes it before returning. Returns 0 or -errno. close_fn: the real close. */
+int pg_sockinfo_scan(void (*fn)(int fd, uint64_t inode, void *arg), int (*skip)(int fd, void *arg),
+		     void *arg, int (*close_fn)(int));
 
 #endif

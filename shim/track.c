@@ -247,7 +247,7 @@ static void do_init(void)
 	load_policy();
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
-	pg_sockinfo_scan(add_inherited, NULL, pg_real.close);
+	pg_sockinfo_scan(add_inherited, NULL, NULL, pg_real.close);
 	pg_signals_init(cfg.report_signal, on_report_request);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	if (pg_registry_open() > 0)
