@@ -66,11 +66,11 @@ static int request(const struct sockaddr_in *srv)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int n = argc > 1 ? atoi(argv[1]) : 1000;
 	double secs = argc > 2 ? atof(argv[2]) : 1.0;
-	struct timespec pause = {0, 0};
+	struct timespec pause = { 0, 0 };
 	pthread_t t;
 	int ok = 0, failed = 0, first_err = 0;
 

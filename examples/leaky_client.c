@@ -35,7 +35,7 @@ static void *serve(void *arg)
 
 static int connect_to(unsigned short port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -67,7 +67,7 @@ static int fetch_record(unsigned short port, int id, char *out, size_t size)
 
 int main(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	pthread_t t;
 	char buf[64];

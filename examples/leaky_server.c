@@ -17,7 +17,7 @@
 
 static void client(unsigned short port, const char *req)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	char buf[64];
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -48,7 +48,7 @@ static void handle(int conn)
 
 int main(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	pid_t pid;

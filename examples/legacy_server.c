@@ -23,7 +23,7 @@
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	char req[1024];
 	int lfd, c;
 

@@ -110,8 +110,7 @@ uint32_t pg_churn_peak_per_sec(const struct pg_churn *c)
 	return c->peak_per_sec;
 }
 
-enum pg_churn_forecast pg_churn_forecast(double rate, uint32_t time_wait_s,
-					 uint32_t range_size)
+enum pg_churn_forecast pg_churn_forecast(double rate, uint32_t time_wait_s, uint32_t range_size)
 {
 	double pinned, range = range_size ? range_size : PG_CHURN_DEFAULT_RANGE;
 
@@ -129,12 +128,9 @@ enum pg_churn_forecast pg_churn_forecast(double rate, uint32_t time_wait_s,
 const char *pg_churn_forecast_name(enum pg_churn_forecast f)
 {
 	switch (f) {
-	case PG_FORECAST_OK:
-		return "ok";
-	case PG_FORECAST_WARNING:
-		return "warning";
-	case PG_FORECAST_EXHAUSTION:
-		return "exhaustion";
+	case PG_FORECAST_OK: return "ok";
+	case PG_FORECAST_WARNING: return "warning";
+	case PG_FORECAST_EXHAUSTION: return "exhaustion";
 	}
 	return "?";
 }

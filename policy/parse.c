@@ -91,8 +91,7 @@ static const char *pg_quote(char *buf, struct pg_tok t)
 	return buf;
 }
 
-__attribute__((format(printf, 2, 3)))
-static int pg_fail(struct pg_parse *ps, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int pg_fail(struct pg_parse *ps, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -157,12 +156,10 @@ static int pg_parse_flag(struct pg_parse *ps, enum pg_policy_flag f)
 	else if (pg_tok_is(v, "off"))
 		on = 0;
 	else
-		return pg_fail(ps, "%s: expected 'on' or 'off', got '%s'", name,
-			       pg_quote(q, v));
+		return pg_fail(ps, "%s: expected 'on' or 'off', got '%s'", name, pg_quote(q, v));
 	extra = pg_next(ps);
 	if (extra.len)
-		return pg_fail(ps, "%s: unexpected '%s' after the value", name,
-			       pg_quote(q, extra));
+		return pg_fail(ps, "%s: unexpected '%s' after the value", name, pg_quote(q, extra));
 	if (ps->flag_line[f])
 		return pg_fail(ps, "%s: already set on line %zu", name, ps->flag_line[f]);
 	ps->flag_line[f] = ps->line;
@@ -210,17 +207,22 @@ static int pg_parse_dest(struct pg_parse *ps, struct pg_tok t, struct pg_policy_
 		port.s = close + 1;
 		port.len = t.len - (size_t)(port.s - t.s);
 		if (pg_tok_is(addr, "*"))
-			return pg_fail(ps, "pool: bad destination '%s': '[*]' is not a "
+			return pg_fail(ps,
+				       "pool: bad destination '%s': '[*]' is not a "
 				       "pattern; write '*:PORT' for any address",
 				       pg_quote(q, t));
 		if (!port.len || port.s[0] != ':')
-			return pg_fail(ps, "pool: bad destination '%s': expected ':PORT' "
-				       "after ']' (':*' for any port)", pg_quote(q, t));
+			return pg_fail(ps,
+				       "pool: bad destination '%s': expected ':PORT' "
+				       "after ']' (':*' for any port)",
+				       pg_quote(q, t));
 		port.s++;
 		port.len--;
 		if (memchr(addr.s, '%', addr.len))
-			return pg_fail(ps, "pool: bad destination '%s': zone ids ('%%') "
-				       "are not supported", pg_quote(q, t));
+			return pg_fail(ps,
+				       "pool: bad destination '%s': zone ids ('%%') "
+				       "are not supported",
+				       pg_quote(q, t));
 		if (addr.len >= sizeof(a))
 			goto bad_v6;
 		memcpy(a, addr.s, addr.len);
@@ -235,18 +237,24 @@ static int pg_parse_dest(struct pg_parse *ps, struct pg_tok t, struct pg_policy_
 	} else {
 		colon = memchr(t.s, ':', t.len);
 		if (!colon)
-			return pg_fail(ps, "pool: bad destination '%s': missing ':PORT' "
-				       "(':*' for any port)", pg_quote(q, t));
+			return pg_fail(ps,
+				       "pool: bad destination '%s': missing ':PORT' "
+				       "(':*' for any port)",
+				       pg_quote(q, t));
 		if (memchr(colon + 1, ':', t.len - (size_t)(colon + 1 - t.s)))
-			return pg_fail(ps, "pool: bad destination '%s': an IPv6 address "
-				       "goes in brackets, as in '[::1]:443'", pg_quote(q, t));
+			return pg_fail(ps,
+				       "pool: bad destination '%s': an IPv6 address "
+				       "goes in brackets, as in '[::1]:443'",
+				       pg_quote(q, t));
 		addr.s = t.s;
 		addr.len = (size_t)(colon - t.s);
 		port.s = colon + 1;
 		port.len = t.len - addr.len - 1;
 		if (!addr.len)
-			return pg_fail(ps, "pool: bad destination '%s': missing address "
-				       "('*' for any address)", pg_quote(q, t));
+			return pg_fail(ps,
+				       "pool: bad destination '%s': missing address "
+				       "('*' for any address)",
+				       pg_quote(q, t));
 		if (pg_tok_is(addr, "*")) {
 			d->family = AF_UNSPEC;
 		} else {
@@ -260,15 +268,18 @@ static int pg_parse_dest(struct pg_parse *ps, struct pg_tok t, struct pg_policy_
 		}
 	}
 	if (pg_parse_port(port, d))
-		return pg_fail(ps, "pool: bad destination '%s': port must be 1 to 65535 "
-			       "or '*'", pg_quote(q, t));
+		return pg_fail(ps,
+			       "pool: bad destination '%s': port must be 1 to 65535 "
+			       "or '*'",
+			       pg_quote(q, t));
 	return 0;
 bad_v4:
-	return pg_fail(ps, "pool: bad destination '%s': not an IPv4 address (host "
-		       "names are not resolved)", pg_quote(q, t));
-bad_v6:
-	return pg_fail(ps, "pool: bad destination '%s': not an IPv6 address",
+	return pg_fail(ps,
+		       "pool: bad destination '%s': not an IPv4 address (host "
+		       "names are not resolved)",
 		       pg_quote(q, t));
+bad_v6:
+	return pg_fail(ps, "pool: bad destination '%s': not an IPv6 address", pg_quote(q, t));
 }
 
 static int pg_parse_pool(struct pg_parse *ps)
@@ -285,7 +296,7 @@ static int pg_parse_pool(struct pg_parse *ps)
 	t = pg_next(ps);
 	if (!t.len)
 		return pg_fail(ps, "pool: missing destination (expected 'pool DEST "
-			       "max=N mode=warn|fail|block [wait_ms=T]')");
+				   "max=N mode=warn|fail|block [wait_ms=T]')");
 	if (memchr(t.s, '=', t.len))
 		return pg_fail(ps, "pool: missing destination before '%s'", pg_quote(q, t));
 	rc = pg_parse_dest(ps, t, &r.dest);
@@ -299,9 +310,10 @@ static int pg_parse_pool(struct pg_parse *ps)
 				return pg_fail(ps, "pool: duplicate key 'max'");
 			have_max = true;
 			if (pg_parse_uint(v, 1, PG_POLICY_MAX_MAX, &r.max))
-				return pg_fail(ps, "pool: max must be a whole number from 1 "
-					       "to %d, got '%s'", PG_POLICY_MAX_MAX,
-					       pg_quote(q, v));
+				return pg_fail(ps,
+					       "pool: max must be a whole number from 1 "
+					       "to %d, got '%s'",
+					       PG_POLICY_MAX_MAX, pg_quote(q, v));
 		} else if (pg_tok_is(k, "mode")) {
 			if (have_mode)
 				return pg_fail(ps, "pool: duplicate key 'mode'");
@@ -313,19 +325,24 @@ static int pg_parse_pool(struct pg_parse *ps)
 			else if (pg_tok_is(v, "block"))
 				r.mode = PG_POOL_MODE_BLOCK;
 			else
-				return pg_fail(ps, "pool: mode must be warn, fail or block, "
-					       "got '%s'", pg_quote(q, v));
+				return pg_fail(ps,
+					       "pool: mode must be warn, fail or block, "
+					       "got '%s'",
+					       pg_quote(q, v));
 		} else if (pg_tok_is(k, "wait_ms")) {
 			if (have_wait)
 				return pg_fail(ps, "pool: duplicate key 'wait_ms'");
 			have_wait = true;
 			if (pg_parse_uint(v, 1, PG_POLICY_WAIT_MS_MAX, &r.wait_ms))
-				return pg_fail(ps, "pool: wait_ms must be a whole number from "
-					       "1 to %d, got '%s'", PG_POLICY_WAIT_MS_MAX,
-					       pg_quote(q, v));
+				return pg_fail(ps,
+					       "pool: wait_ms must be a whole number from "
+					       "1 to %d, got '%s'",
+					       PG_POLICY_WAIT_MS_MAX, pg_quote(q, v));
 		} else {
-			return pg_fail(ps, "pool: unknown key '%s' (expected max, mode or "
-				       "wait_ms)", pg_quote(q, k));
+			return pg_fail(ps,
+				       "pool: unknown key '%s' (expected max, mode or "
+				       "wait_ms)",
+				       pg_quote(q, k));
 		}
 	}
 	if (!have_max)
@@ -347,9 +364,10 @@ static int pg_parse_pool(struct pg_parse *ps)
 
 			pg_policy_format_dest(&r.dest, a, sizeof(a));
 			pg_policy_format_dest(&p->pool[i].dest, b, sizeof(b));
-			return pg_fail(ps, "pool: the rule for %s never applies: the rule "
-				       "for %s on line %u matches first", a, b,
-				       p->pool[i].line);
+			return pg_fail(ps,
+				       "pool: the rule for %s never applies: the rule "
+				       "for %s on line %u matches first",
+				       a, b, p->pool[i].line);
 		}
 	}
 	r.line = ps->line > UINT32_MAX ? UINT32_MAX : (uint32_t)ps->line;
@@ -374,8 +392,10 @@ static int pg_parse_churn(struct pg_parse *ps)
 			return pg_fail(ps, "churn: duplicate key 'warn_per_sec'");
 		have_rate = true;
 		if (pg_parse_uint(v, 1, PG_POLICY_RATE_MAX, &rate))
-			return pg_fail(ps, "churn: warn_per_sec must be a whole number from 1 "
-				       "to %d, got '%s'", PG_POLICY_RATE_MAX, pg_quote(q, v));
+			return pg_fail(ps,
+				       "churn: warn_per_sec must be a whole number from 1 "
+				       "to %d, got '%s'",
+				       PG_POLICY_RATE_MAX, pg_quote(q, v));
 	}
 	if (!have_rate)
 		return pg_fail(ps, "churn: missing warn_per_sec=R");
@@ -415,16 +435,19 @@ static int pg_parse_line(struct pg_parse *ps, const char *s, size_t len)
 		size_t n = strlen(pg_flag_names[f]);
 
 		if (d.len > n && d.s[n] == '=' && !memcmp(d.s, pg_flag_names[f], n))
-			return pg_fail(ps, "unknown directive '%s' (write '%s on' or "
-				       "'%s off', without '=')", pg_quote(q, d),
-				       pg_flag_names[f], pg_flag_names[f]);
+			return pg_fail(ps,
+				       "unknown directive '%s' (write '%s on' or "
+				       "'%s off', without '=')",
+				       pg_quote(q, d), pg_flag_names[f], pg_flag_names[f]);
 	}
-	return pg_fail(ps, "unknown directive '%s' (expected reuseaddr, reuseport, "
-		       "bind_no_port, pool or churn)", pg_quote(q, d));
+	return pg_fail(ps,
+		       "unknown directive '%s' (expected reuseaddr, reuseport, "
+		       "bind_no_port, pool or churn)",
+		       pg_quote(q, d));
 }
 
-int pg_policy_parse(struct pg_policy *p, const char *text, size_t len,
-		    const char *filename, char *err, size_t errlen)
+int pg_policy_parse(struct pg_policy *p, const char *text, size_t len, const char *filename,
+		    char *err, size_t errlen)
 {
 	struct pg_parse ps;
 	size_t pos = 0;

@@ -26,8 +26,7 @@ bool pg_policy_is_empty(const struct pg_policy *p)
 	return !p->npool && !p->churn_warn_per_sec;
 }
 
-int pg_policy_dest_from_sockaddr(struct pg_policy_dest *d,
-				 const struct sockaddr *sa, socklen_t len)
+int pg_policy_dest_from_sockaddr(struct pg_policy_dest *d, const struct sockaddr *sa, socklen_t len)
 {
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	sa_family_t family;
@@ -72,8 +71,7 @@ int pg_policy_dest_from_sockaddr(struct pg_policy_dest *d,
 	return -EAFNOSUPPORT;
 }
 
-bool pg_policy_dest_covers(const struct pg_policy_dest *pattern,
-			   const struct pg_policy_dest *d)
+bool pg_policy_dest_covers(const struct pg_policy_dest *pattern, const struct pg_policy_dest *d)
 {
 	if (!pattern->any_port && (d->any_port || pattern->port != d->port))
 		return false;
@@ -112,18 +110,14 @@ int pg_policy_format_dest(const struct pg_policy_dest *d, char *buf, size_t len)
 const char *pg_policy_mode_name(uint32_t mode)
 {
 	switch (mode) {
-	case PG_POOL_MODE_WARN:
-		return "warn";
-	case PG_POOL_MODE_FAIL:
-		return "fail";
-	case PG_POOL_MODE_BLOCK:
-		return "block";
+	case PG_POOL_MODE_WARN: return "warn";
+	case PG_POOL_MODE_FAIL: return "fail";
+	case PG_POOL_MODE_BLOCK: return "block";
 	}
 	return "?";
 }
 
-int pg_policy_match_pool(const struct pg_policy *p, const struct sockaddr *dest,
-			 socklen_t len)
+int pg_policy_match_pool(const struct pg_policy *p, const struct sockaddr *dest, socklen_t len)
 {
 	struct pg_policy_dest d;
 	uint32_t i;
@@ -136,15 +130,13 @@ int pg_policy_match_pool(const struct pg_policy *p, const struct sockaddr *dest,
 	return -1;
 }
 
-enum pg_pool_verdict pg_policy_decide_pool(const struct pg_policy_pool *rule,
-					   uint32_t in_use, bool nonblocking,
-					   int64_t waited_ns)
+enum pg_pool_verdict pg_policy_decide_pool(const struct pg_policy_pool *rule, uint32_t in_use,
+					   bool nonblocking, int64_t waited_ns)
 {
 	if (!rule || in_use < rule->max)
 		return PG_POOL_ALLOW;
 	switch (rule->mode) {
-	case PG_POOL_MODE_WARN:
-		return PG_POOL_WARN;
+	case PG_POOL_MODE_WARN: return PG_POOL_WARN;
 	case PG_POOL_MODE_BLOCK:
 		/* A non-blocking connect must return at once; waiting inside it
 		 * would stall an event loop that never expected it. */
@@ -153,8 +145,7 @@ enum pg_pool_verdict pg_policy_decide_pool(const struct pg_policy_pool *rule,
 		if (waited_ns / 1000000 >= (int64_t)rule->wait_ms)
 			return PG_POOL_FAIL;
 		return PG_POOL_BLOCK;
-	default:
-		return PG_POOL_FAIL;
+	default: return PG_POOL_FAIL;
 	}
 }
 

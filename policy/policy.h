@@ -12,17 +12,17 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PG_POLICY_POOL_MAX 64        /* pool rules per file */
-#define PG_POLICY_LINE_MAX 1024      /* bytes per line, '\n' not counted */
-#define PG_POLICY_MAX_MAX 1000000    /* pool max=1..this */
+#define PG_POLICY_POOL_MAX 64 /* pool rules per file */
+#define PG_POLICY_LINE_MAX 1024 /* bytes per line, '\n' not counted */
+#define PG_POLICY_MAX_MAX 1000000 /* pool max=1..this */
 #define PG_POLICY_WAIT_MS_MAX 3600000 /* pool wait_ms=1..this (one hour) */
 #define PG_POLICY_WAIT_MS_DEFAULT 1000 /* mode=block without wait_ms */
-#define PG_POLICY_RATE_MAX 1000000   /* churn warn_per_sec=1..this */
-#define PG_POLICY_DEST_STRLEN 64     /* pg_policy_format_dest's buffer */
+#define PG_POLICY_RATE_MAX 1000000 /* churn warn_per_sec=1..this */
+#define PG_POLICY_DEST_STRLEN 64 /* pg_policy_format_dest's buffer */
 
 enum pg_policy_flag {
-	PG_POLICY_REUSEADDR,    /* SO_REUSEADDR before bind of TCP sockets */
-	PG_POLICY_REUSEPORT,    /* SO_REUSEPORT likewise */
+	PG_POLICY_REUSEADDR, /* SO_REUSEADDR before bind of TCP sockets */
+	PG_POLICY_REUSEPORT, /* SO_REUSEPORT likewise */
 	PG_POLICY_BIND_NO_PORT, /* IP_BIND_ADDRESS_NO_PORT on TCP bind to port 0 */
 	PG_POLICY_NFLAGS
 };
@@ -36,23 +36,23 @@ enum pg_pool_mode {
 /* A destination, or a pattern of them. No padding and zeroed where unused,
  * so a concrete one (from pg_policy_dest_from_sockaddr) can be a hash key. */
 struct pg_policy_dest {
-	uint8_t family;   /* AF_INET, AF_INET6, or AF_UNSPEC for any address */
+	uint8_t family; /* AF_INET, AF_INET6, or AF_UNSPEC for any address */
 	uint8_t any_port; /* 1: any port ("*") */
-	uint16_t port;    /* host order; 0 when any_port */
+	uint16_t port; /* host order; 0 when any_port */
 	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
 };
 
 struct pg_policy_pool {
 	struct pg_policy_dest dest;
-	uint32_t max;     /* 1..PG_POLICY_MAX_MAX */
+	uint32_t max; /* 1..PG_POLICY_MAX_MAX */
 	uint32_t wait_ms; /* mode block only, else 0 */
-	uint32_t line;    /* where the rule is, for event messages */
-	uint32_t mode;    /* enum pg_pool_mode */
+	uint32_t line; /* where the rule is, for event messages */
+	uint32_t mode; /* enum pg_pool_mode */
 };
 
 struct pg_policy {
 	uint8_t flag[PG_POLICY_NFLAGS]; /* 1: on */
-	uint32_t churn_warn_per_sec;    /* 0: no churn directive */
+	uint32_t churn_warn_per_sec; /* 0: no churn directive */
 	uint32_t npool;
 	struct pg_policy_pool pool[PG_POLICY_POOL_MAX];
 };
@@ -65,8 +65,8 @@ void pg_policy_init(struct pg_policy *p);
  * "FILE:LINE: what is wrong" in err (truncated to errlen, always terminated
  * when errlen > 0) and p left as the empty policy: no part of a bad file
  * applies. */
-int pg_policy_parse(struct pg_policy *p, const char *text, size_t len,
-		    const char *filename, char *err, size_t errlen);
+int pg_policy_parse(struct pg_policy *p, const char *text, size_t len, const char *filename,
+		    char *err, size_t errlen);
 
 /* The PORTGUARD_OPTIONS shorthands reuseaddr=1, reuseport=1, bind_no_port=1.
  * on=1 turns the directive on; on=0 leaves p as it is (0 is the option's
@@ -81,12 +81,11 @@ bool pg_policy_is_empty(const struct pg_policy *p);
 
 /* A sockaddr as a concrete destination; an IPv4-mapped IPv6 address becomes
  * IPv4. Returns 0, -EINVAL (NULL or too short), -EAFNOSUPPORT (not IP). */
-int pg_policy_dest_from_sockaddr(struct pg_policy_dest *d,
-				 const struct sockaddr *sa, socklen_t len);
+int pg_policy_dest_from_sockaddr(struct pg_policy_dest *d, const struct sockaddr *sa,
+				 socklen_t len);
 
 /* Whether pattern matches every destination (or pattern) that d matches. */
-bool pg_policy_dest_covers(const struct pg_policy_dest *pattern,
-			   const struct pg_policy_dest *d);
+bool pg_policy_dest_covers(const struct pg_policy_dest *pattern, const struct pg_policy_dest *d);
 
 /* "127.0.0.1:5432", "[::1]:*", "*:443", "*". Returns 0 or -ENOSPC. */
 int pg_policy_format_dest(const struct pg_policy_dest *d, char *buf, size_t len);
@@ -96,13 +95,12 @@ const char *pg_policy_mode_name(uint32_t mode);
 
 /* Index of the first pool rule matching dest, or -1 when none does (or dest
  * is not an IPv4/IPv6 address). */
-int pg_policy_match_pool(const struct pg_policy *p, const struct sockaddr *dest,
-			 socklen_t len);
+int pg_policy_match_pool(const struct pg_policy *p, const struct sockaddr *dest, socklen_t len);
 
 enum pg_pool_verdict {
 	PG_POOL_ALLOW, /* under the limit: take a slot and connect */
-	PG_POOL_WARN,  /* at the limit, mode=warn: log once, take a slot, connect */
-	PG_POOL_FAIL,  /* connect returns -1, errno EADDRNOTAVAIL */
+	PG_POOL_WARN, /* at the limit, mode=warn: log once, take a slot, connect */
+	PG_POOL_FAIL, /* connect returns -1, errno EADDRNOTAVAIL */
 	PG_POOL_BLOCK, /* wait for a slot to be given back, then ask again */
 };
 
@@ -111,13 +109,12 @@ enum pg_pool_verdict {
  * destination it matches). waited_ns: how long this connect has waited so
  * far (0 on the first call). A non-blocking socket never waits, and a wait of
  * wait_ms or more ends in PG_POOL_FAIL. A NULL rule allows. */
-enum pg_pool_verdict pg_policy_decide_pool(const struct pg_policy_pool *rule,
-					   uint32_t in_use, bool nonblocking,
-					   int64_t waited_ns);
+enum pg_pool_verdict pg_policy_decide_pool(const struct pg_policy_pool *rule, uint32_t in_use,
+					   bool nonblocking, int64_t waited_ns);
 
 #define PG_BIND_SET_REUSEADDR (1u << 0)
 #define PG_BIND_SET_REUSEPORT (1u << 1)
-#define PG_BIND_SET_NO_PORT   (1u << 2)
+#define PG_BIND_SET_NO_PORT (1u << 2)
 
 /* Which options to set on a socket of this type and protocol (as given to
  * socket(), SOCK_NONBLOCK/SOCK_CLOEXEC allowed) before bind(addr): a
@@ -127,9 +124,9 @@ unsigned pg_policy_decide_bind(const struct pg_policy *p, int type, int protocol
 			       const struct sockaddr *addr, socklen_t len);
 
 /* Churn accounting for one destination (section 5, "churn"). */
-#define PG_CHURN_WINDOW_S 10       /* the rate is over the last 10 s */
-#define PG_CHURN_SLOTS 16          /* per-second ring: the window plus slack */
-#define PG_CHURN_TIME_WAIT_S 60    /* Linux TCP_TIMEWAIT_LEN */
+#define PG_CHURN_WINDOW_S 10 /* the rate is over the last 10 s */
+#define PG_CHURN_SLOTS 16 /* per-second ring: the window plus slack */
+#define PG_CHURN_TIME_WAIT_S 60 /* Linux TCP_TIMEWAIT_LEN */
 #define PG_CHURN_DEFAULT_RANGE 28232 /* 60999 - 32768 + 1, Linux's default */
 
 /* Zeroed memory is an empty state. Times before 0 count as 0 and times past
@@ -139,9 +136,9 @@ unsigned pg_policy_decide_bind(const struct pg_policy *p, int type, int protocol
 struct pg_churn {
 	uint64_t connects;
 	uint64_t active_closes;
-	int64_t start_ns;      /* first event */
-	int64_t last_ns;       /* newest event */
-	uint32_t started;      /* 1 once an event was seen */
+	int64_t start_ns; /* first event */
+	int64_t last_ns; /* newest event */
+	uint32_t started; /* 1 once an event was seen */
 	uint32_t peak_per_sec; /* most active closes in one clock second */
 	uint32_t bucket[PG_CHURN_SLOTS]; /* active closes of second s at [s % SLOTS] */
 };
@@ -159,15 +156,14 @@ uint32_t pg_churn_peak_per_sec(const struct pg_churn *c);
 
 enum pg_churn_forecast {
 	PG_FORECAST_OK,
-	PG_FORECAST_WARNING,    /* rate * time_wait_s >= 60 % of the range */
+	PG_FORECAST_WARNING, /* rate * time_wait_s >= 60 % of the range */
 	PG_FORECAST_EXHAUSTION, /* >= 80 % */
 };
 
 /* A sustained rate pins about rate * time_wait_s ports in TIME_WAIT.
  * range_size: high - low + 1 of ip_local_port_range; 0 (unknown) means
  * PG_CHURN_DEFAULT_RANGE. */
-enum pg_churn_forecast pg_churn_forecast(double rate, uint32_t time_wait_s,
-					 uint32_t range_size);
+enum pg_churn_forecast pg_churn_forecast(double rate, uint32_t time_wait_s, uint32_t range_size);
 /* "ok", "warning", "exhaustion" (the JSON values); "?" otherwise. */
 const char *pg_churn_forecast_name(enum pg_churn_forecast f);
 

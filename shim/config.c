@@ -103,7 +103,9 @@ static void set_int(struct pg_parse *p, const char *k, const char *v, long lo, l
 	long n;
 
 	if (parse_long(v, lo, hi, &n))
-		warnf(p, "PORTGUARD_OPTIONS: %s must be a whole number from %ld to %ld, got '%s'; using %d",
+		warnf(p,
+		      "PORTGUARD_OPTIONS: %s must be a whole number from %ld to %ld, got '%s'; "
+		      "using %d",
 		      k, lo, hi, v, *out);
 	else
 		*out = (int)n;
@@ -147,14 +149,17 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 		else if (!strcmp(v, "json"))
 			c->format = PG_FORMAT_JSON;
 		else
-			warnf(p, "PORTGUARD_OPTIONS: format must be text or json, got '%s'; using %s", v,
-			      c->format == PG_FORMAT_JSON ? "json" : "text");
+			warnf(p,
+			      "PORTGUARD_OPTIONS: format must be text or json, got '%s'; using %s",
+			      v, c->format == PG_FORMAT_JSON ? "json" : "text");
 	} else if (!strcmp(k, "report_at_exit")) {
 		set_bool(p, k, v, &c->report_at_exit);
 	} else if (!strcmp(k, "report_signal")) {
 		int s = pg_config_signal(v);
 		if (s < 0 || s == SIGKILL || s == SIGSTOP)
-			warnf(p, "PORTGUARD_OPTIONS: report_signal must be a signal name (USR1, RTMIN+3), a number or 0, got '%s'; using %d",
+			warnf(p,
+			      "PORTGUARD_OPTIONS: report_signal must be a signal name (USR1, "
+			      "RTMIN+3), a number or 0, got '%s'; using %d",
 			      v, c->report_signal);
 		else
 			c->report_signal = s;
@@ -167,7 +172,9 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 	} else if (!strcmp(k, "min_age_ms")) {
 		long n;
 		if (parse_long(v, 0, 1000L * 3600 * 24 * 365, &n))
-			warnf(p, "PORTGUARD_OPTIONS: min_age_ms must be a whole number of milliseconds, got '%s'; using %ld",
+			warnf(p,
+			      "PORTGUARD_OPTIONS: min_age_ms must be a whole number of "
+			      "milliseconds, got '%s'; using %ld",
 			      v, c->min_age_ms);
 		else
 			c->min_age_ms = n;
@@ -195,7 +202,7 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 int pg_config_parse(struct pg_config *c, const char *text, int secure,
 		    void (*warn)(const char *line, void *arg), void *arg)
 {
-	struct pg_parse p = {warn, arg, 0};
+	struct pg_parse p = { warn, arg, 0 };
 	char key[64], val[PATH_MAX];
 
 	if (!text)

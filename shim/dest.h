@@ -14,9 +14,9 @@ struct pg_dest {
 	int std_ok[3];
 	dev_t std_dev[3];
 	ino_t std_ino[3];
-	int pid;               /* the process the chosen file belongs to */
+	int pid; /* the process the chosen file belongs to */
 	char chosen[PATH_MAX + 32]; /* report file of this process, once created */
-	int warned;            /* one warning per process for an unusable path */
+	int warned; /* one warning per process for an unusable path */
 };
 
 void pg_dest_remember_std(struct pg_dest *d);

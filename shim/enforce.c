@@ -66,7 +66,7 @@ static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pg_seen *seen;
 
 enum { EV_POOL_WAIT, EV_POOL_DENIED, EV_POOL_WARN, EV_CHURN };
-static const char *const ev_names[] = {"pool_wait", "pool_denied", "pool_limit", "churn"};
+static const char *const ev_names[] = { "pool_wait", "pool_denied", "pool_limit", "churn" };
 
 static void add(unsigned long *c)
 {
@@ -148,7 +148,8 @@ int pg_enforce_load(const struct pg_config *cfg, const char **err)
 				 fd < 0 ? strerror(errno) : "out of memory");
 			rc = -EINVAL;
 		} else if (len == (1 << 20)) {
-			snprintf(pol_error, sizeof(pol_error), "%s: larger than 1 MiB", cfg->policy);
+			snprintf(pol_error, sizeof(pol_error), "%s: larger than 1 MiB",
+				 cfg->policy);
 			rc = -EINVAL;
 		} else if (pg_policy_parse(&parsed, text, len, cfg->policy, pol_error,
 					   sizeof(pol_error)) < 0) {
@@ -271,7 +272,8 @@ static void site_text(const struct pg_site *site, struct pg_out *t, struct pg_ou
 	for (unsigned i = 0; i < n; i++) {
 		int k = sym ? pg_sym_lookup(sym, site->frames[i], 1, &sy, 1) : 0;
 		pg_out_printf(t, "%s#%u 0x%lx", i ? " " : "", i, (unsigned long)site->frames[i]);
-		pg_out_printf(j, "%s{\"addr\": \"0x%lx\"", i ? ", " : "", (unsigned long)site->frames[i]);
+		pg_out_printf(j, "%s{\"addr\": \"0x%lx\"", i ? ", " : "",
+			      (unsigned long)site->frames[i]);
 		if (k > 0 && sy.function)
 			pg_out_printf(t, " in %s", sy.function);
 		if (k > 0 && sy.module && strcmp(sy.module, "?")) {
@@ -310,7 +312,8 @@ static struct pg_event *event_begin(int kind, const struct pg_policy_dest *d)
 	pg_out_init(&e->j, -1);
 	pg_policy_format_dest(d, dest, sizeof(dest));
 	pg_out_printf(&e->t, "portguard: %s: %s: ", ev_names[kind], dest);
-	pg_out_printf(&e->j, "{\"portguard\": 1, \"pid\": %d, \"event\": \"%s\", \"remote\": \"%s\"",
+	pg_out_printf(&e->j,
+		      "{\"portguard\": 1, \"pid\": %d, \"event\": \"%s\", \"remote\": \"%s\"",
 		      (int)getpid(), ev_names[kind], dest);
 	return e;
 }
@@ -351,7 +354,9 @@ static void pool_event(int kind, int rule, const struct pg_policy_dest *d, uint3
 		pg_out_printf(&e->t, "; waiting up to %u ms", p->wait_ms);
 	else
 		pg_out_puts(&e->t, "; allowed (mode=warn)");
-	pg_out_printf(&e->j, ", \"rule\": \"%s:%u\", \"pattern\": \"%s\", \"mode\": \"%s\", \"max\": %u, \"in_use\": %u",
+	pg_out_printf(&e->j,
+		      ", \"rule\": \"%s:%u\", \"pattern\": \"%s\", \"mode\": \"%s\", \"max\": %u, "
+		      "\"in_use\": %u",
 		      pol_file, p->line, pat, pg_policy_mode_name(p->mode), p->max, used);
 	event_end(e, site);
 }
@@ -478,7 +483,8 @@ void pg_enforce_connect_end(struct pg_enforce_conn *c, int rc, int err)
 		pg_churn_connect(&((struct pg_dest_stats *)c->dest)->churn, pg_now_coarse_ns());
 		pthread_mutex_unlock(&dest_lock);
 	}
-	if (ok && pg_registry_set_conn(c->fd, c->rule >= 0 ? (uint32_t)c->rule + 1 : 0, c->dest) == 0)
+	if (ok &&
+	    pg_registry_set_conn(c->fd, c->rule >= 0 ? (uint32_t)c->rule + 1 : 0, c->dest) == 0)
 		return;
 	/* Failed, or the socket went meanwhile: give the slot back. */
 	if (c->rule >= 0)
@@ -492,7 +498,8 @@ static int established(int fd)
 	struct tcp_info ti;
 	socklen_t l = sizeof(ti);
 
-	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && ti.tcpi_state == PG_TCP_ESTABLISHED;
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+	       ti.tcpi_state == PG_TCP_ESTABLISHED;
 }
 
 static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
@@ -524,20 +531,27 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 	if (!e)
 		return;
 	pg_out_printf(&e->t,
-		      "%.0f active closes/s over the last %d s (warn_per_sec=%u, peak %u/s): about %.0f of %u local ports held in TIME_WAIT, forecast %s",
-		      rate, PG_CHURN_WINDOW_S, pol.churn_warn_per_sec, peak, rate * PG_CHURN_TIME_WAIT_S,
-		      range_size ? range_size : PG_CHURN_DEFAULT_RANGE, pg_churn_forecast_name(f));
+		      "%.0f active closes/s over the last %d s (warn_per_sec=%u, peak %u/s): about "
+		      "%.0f of %u local ports held in TIME_WAIT, forecast %s",
+		      rate, PG_CHURN_WINDOW_S, pol.churn_warn_per_sec, peak,
+		      rate * PG_CHURN_TIME_WAIT_S, range_size ? range_size : PG_CHURN_DEFAULT_RANGE,
+		      pg_churn_forecast_name(f));
 	/* tcp_tw_reuse lets new outgoing connections take ports still in
 	 * TIME_WAIT (2: loopback only), which softens the forecast. */
-	if (tw_reuse == 1 || (tw_reuse == 2 && ((ds->key.family == AF_INET && ds->key.addr[0] == 127) ||
-					       (ds->key.family == AF_INET6 && ds->key.addr[15] == 1))))
-		pg_out_printf(&e->t, " (tcp_tw_reuse=%d may reuse TIME_WAIT ports for this destination)",
+	if (tw_reuse == 1 ||
+	    (tw_reuse == 2 && ((ds->key.family == AF_INET && ds->key.addr[0] == 127) ||
+			       (ds->key.family == AF_INET6 && ds->key.addr[15] == 1))))
+		pg_out_printf(&e->t,
+			      " (tcp_tw_reuse=%d may reuse TIME_WAIT ports for this destination)",
 			      tw_reuse);
 	pg_out_printf(&e->j,
-		      ", \"connects\": %lu, \"active_closes\": %lu, \"rate_per_sec\": %.1f, \"warn_per_sec\": %u, \"peak_per_sec\": %u, \"time_wait_ports\": %.0f, \"range\": %u, \"forecast\": \"%s\", \"tcp_tw_reuse\": %d",
-		      (unsigned long)connects, (unsigned long)closes, rate, pol.churn_warn_per_sec, peak,
-		      rate * PG_CHURN_TIME_WAIT_S,
-		      range_size ? range_size : PG_CHURN_DEFAULT_RANGE, pg_churn_forecast_name(f), tw_reuse);
+		      ", \"connects\": %lu, \"active_closes\": %lu, \"rate_per_sec\": %.1f, "
+		      "\"warn_per_sec\": %u, \"peak_per_sec\": %u, \"time_wait_ports\": %.0f, "
+		      "\"range\": %u, \"forecast\": \"%s\", \"tcp_tw_reuse\": %d",
+		      (unsigned long)connects, (unsigned long)closes, rate, pol.churn_warn_per_sec,
+		      peak, rate * PG_CHURN_TIME_WAIT_S,
+		      range_size ? range_size : PG_CHURN_DEFAULT_RANGE, pg_churn_forecast_name(f),
+		      tw_reuse);
 	event_end(e, site);
 }
 
@@ -554,8 +568,8 @@ void pg_enforce_shutdown(int fd, int how)
 
 	if (how != SHUT_WR && how != SHUT_RDWR)
 		return;
-	if (pg_registry_get_conn(fd, &conn) < 0 || !conn.dest || (conn.flags & PG_SOCK_ACTIVE_CLOSED) ||
-	    !established(fd))
+	if (pg_registry_get_conn(fd, &conn) < 0 || !conn.dest ||
+	    (conn.flags & PG_SOCK_ACTIVE_CLOSED) || !established(fd))
 		return;
 	pg_registry_set_flags(fd, PG_SOCK_ACTIVE_CLOSED);
 	active_close(conn.dest, conn.site);
@@ -588,7 +602,8 @@ void pg_enforce_report(void *arg, struct pg_out *o, int json)
 	pthread_mutex_lock(&dest_lock);
 	if (ndests)
 		v = pg_alloc(ndests * sizeof(*v));
-	HASH_ITER(hh, dests, s, tmp) {
+	HASH_ITER(hh, dests, s, tmp)
+	{
 		if (v)
 			v[n++] = s;
 	}
@@ -600,17 +615,22 @@ void pg_enforce_report(void *arg, struct pg_out *o, int json)
 			char dest[PG_POLICY_DEST_STRLEN];
 			double rate = pg_churn_rate(&v[i]->churn, now);
 			pg_policy_format_dest(&v[i]->key, dest, sizeof(dest));
-			pg_out_printf(o,
-				      "%s{\"remote\": \"%s\", \"connects\": %lu, \"active_closes\": %lu, \"peak_per_sec\": %u, \"rate_per_sec\": %.1f, \"forecast\": \"%s\"}",
-				      i ? ", " : "", dest, (unsigned long)v[i]->churn.connects,
-				      (unsigned long)v[i]->churn.active_closes,
-				      pg_churn_peak_per_sec(&v[i]->churn), rate,
-				      pg_churn_forecast_name(pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size)));
+			pg_out_printf(
+			    o,
+			    "%s{\"remote\": \"%s\", \"connects\": %lu, \"active_closes\": %lu, "
+			    "\"peak_per_sec\": %u, \"rate_per_sec\": %.1f, \"forecast\": \"%s\"}",
+			    i ? ", " : "", dest, (unsigned long)v[i]->churn.connects,
+			    (unsigned long)v[i]->churn.active_closes,
+			    pg_churn_peak_per_sec(&v[i]->churn), rate,
+			    pg_churn_forecast_name(
+				pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size)));
 		}
-		pg_out_printf(o,
-			      "], \"policy\": {\"reuseaddr_applied\": %lu, \"reuseport_applied\": %lu, \"bind_no_port_applied\": %lu, \"pool_waits\": %lu, \"pool_denials\": %lu",
-			      get(&counters.reuseaddr), get(&counters.reuseport), get(&counters.bind_no_port),
-			      get(&counters.pool_waits), get(&counters.pool_denials));
+		pg_out_printf(
+		    o,
+		    "], \"policy\": {\"reuseaddr_applied\": %lu, \"reuseport_applied\": %lu, "
+		    "\"bind_no_port_applied\": %lu, \"pool_waits\": %lu, \"pool_denials\": %lu",
+		    get(&counters.reuseaddr), get(&counters.reuseport), get(&counters.bind_no_port),
+		    get(&counters.pool_waits), get(&counters.pool_denials));
 		if (pol_file[0]) {
 			pg_out_puts(o, ", \"file\": ");
 			pg_out_json_str(o, pol_file);
@@ -626,11 +646,13 @@ void pg_enforce_report(void *arg, struct pg_out *o, int json)
 			double rate = pg_churn_rate(&v[i]->churn, now);
 			pg_policy_format_dest(&v[i]->key, dest, sizeof(dest));
 			pg_out_printf(o,
-				      "Churn to %s: %lu connects, %lu active closes, peak %u/s, %.0f/s over the last %d s: forecast %s.\n",
+				      "Churn to %s: %lu connects, %lu active closes, peak %u/s, "
+				      "%.0f/s over the last %d s: forecast %s.\n",
 				      dest, (unsigned long)v[i]->churn.connects,
 				      (unsigned long)v[i]->churn.active_closes,
 				      pg_churn_peak_per_sec(&v[i]->churn), rate, PG_CHURN_WINDOW_S,
-				      pg_churn_forecast_name(pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size)));
+				      pg_churn_forecast_name(pg_churn_forecast(
+					  rate, PG_CHURN_TIME_WAIT_S, range_size)));
 		}
 		if (n)
 			pg_out_puts(o, "\n");
@@ -638,7 +660,9 @@ void pg_enforce_report(void *arg, struct pg_out *o, int json)
 			pg_out_printf(o, "Policy not applied: %s\n\n", pol_error);
 		else if (pg_enforce_what)
 			pg_out_printf(o,
-				      "Policy: %lu SO_REUSEADDR, %lu SO_REUSEPORT, %lu IP_BIND_ADDRESS_NO_PORT applied; %lu pool wait(s), %lu pool denial(s).\n\n",
+				      "Policy: %lu SO_REUSEADDR, %lu SO_REUSEPORT, %lu "
+				      "IP_BIND_ADDRESS_NO_PORT applied; %lu pool wait(s), %lu pool "
+				      "denial(s).\n\n",
 				      get(&counters.reuseaddr), get(&counters.reuseport),
 				      get(&counters.bind_no_port), get(&counters.pool_waits),
 				      get(&counters.pool_denials));
@@ -657,7 +681,8 @@ void pg_enforce_fork_child(void)
 	pthread_mutex_init(&dest_lock, NULL);
 	pthread_mutex_init(&seen_lock, NULL);
 	memset(&counters, 0, sizeof(counters));
-	HASH_ITER(hh, dests, s, tmp) {
+	HASH_ITER(hh, dests, s, tmp)
+	{
 		memset(&s->churn, 0, sizeof(s->churn));
 	}
 }

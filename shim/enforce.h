@@ -13,9 +13,9 @@
 struct pg_out;
 
 enum {
-	PG_ENFORCE_BIND = 1u << 0,    /* options to set before bind */
+	PG_ENFORCE_BIND = 1u << 0, /* options to set before bind */
 	PG_ENFORCE_CONNECT = 1u << 1, /* pool rules or churn: look at connects */
-	PG_ENFORCE_CHURN = 1u << 2,   /* churn: look at closes and shutdowns */
+	PG_ENFORCE_CHURN = 1u << 2, /* churn: look at closes and shutdowns */
 };
 /* What the loaded policy asks for (0: nothing, the fast path). */
 extern unsigned pg_enforce_what;

@@ -19,9 +19,8 @@
 /* Declared by no header (bsd_signal left POSIX; __libc_start_main is glibc's
  * entry from _start). */
 pg_sighandler_t bsd_signal(int sig, pg_sighandler_t h);
-int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
-		      void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
-		      void *stack_end);
+int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv, void (*init)(void),
+		      void (*fini)(void), void (*rtld_fini)(void), void *stack_end);
 
 PG_EXPORT int socket(int domain, int type, int protocol)
 {
@@ -225,7 +224,7 @@ PG_EXPORT int fcntl64(int fd, int cmd, ...)
 
 PG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-	struct pg_range_op r = {0};
+	struct pg_range_op r = { 0 };
 	/* CLOSE_RANGE_CLOEXEC only marks descriptors; it closes none. */
 	int on = pg_track_active() && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last;
 	int rc, err;
@@ -242,7 +241,7 @@ PG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 
 PG_EXPORT void closefrom(int lowfd)
 {
-	struct pg_range_op r = {0};
+	struct pg_range_op r = { 0 };
 	int on = pg_track_active() && lowfd >= 0;
 	int err;
 

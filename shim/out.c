@@ -88,7 +88,7 @@ void pg_out_json_str(struct pg_out *o, const char *s)
 	}
 	pg_out_write(o, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+		char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
 		switch (*p) {
 		case '"': pg_out_write(o, "\\\"", 2); break;
 		case '\\': pg_out_write(o, "\\\\", 2); break;

@@ -26,16 +26,16 @@ struct pg_sock {
 	unsigned flags;
 	uint32_t nfds; /* handles that name it; changed under a shard lock */
 	uint32_t pool; /* policy: pool rule + 1 whose slot it holds */
-	void *dest;    /* policy: churn destination */
+	void *dest; /* policy: churn destination */
 };
 
 struct pg_fd {
 	UT_hash_handle hh;
 	int fd;
 	uint32_t seq;
-	struct pg_sock *sock;              /* NULL: tombstone */
+	struct pg_sock *sock; /* NULL: tombstone */
 	const struct pg_site *created_site; /* tombstone: who made the socket */
-	const struct pg_site *closed_site;  /* tombstone: who closed it */
+	const struct pg_site *closed_site; /* tombstone: who closed it */
 };
 
 struct pg_shard {
@@ -44,10 +44,12 @@ struct pg_shard {
 } __attribute__((aligned(64)));
 
 static struct pg_shard shards[PG_SHARDS] = {
-#define PG_SHARD_INIT {PTHREAD_MUTEX_INITIALIZER, NULL}
-	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
-	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
-	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
+#define PG_SHARD_INIT                           \
+	{                                       \
+		PTHREAD_MUTEX_INITIALIZER, NULL \
+	}
+	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
+	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
 	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
 };
 
@@ -93,7 +95,8 @@ static struct pg_site *site_find(const uintptr_t *frames, unsigned depth, uint64
 
 	for (;; (*h)++) {
 		HASH_FIND(hh, sites, h, sizeof(*h), s);
-		if (!s || (s->depth == depth && !memcmp(s->frames, frames, depth * sizeof(*frames))))
+		if (!s ||
+		    (s->depth == depth && !memcmp(s->frames, frames, depth * sizeof(*frames))))
 			return s;
 	}
 }
@@ -265,8 +268,8 @@ static int attach(int fd, struct pg_sock *s, struct pg_sock **stale)
 	return 0;
 }
 
-int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns,
-		    int domain, int type, int protocol, unsigned flags)
+int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns, int domain,
+		    int type, int protocol, unsigned flags)
 {
 	struct pg_sock *s = pg_alloc(sizeof(*s)), *stale;
 
@@ -485,7 +488,8 @@ size_t pg_registry_fds_in(int lo, int hi, int *out, size_t max)
 	for (int i = 0; i < PG_SHARDS; i++) {
 		struct pg_fd *e, *tmp;
 		pthread_mutex_lock(&shards[i].lock);
-		HASH_ITER(hh, shards[i].table, e, tmp) {
+		HASH_ITER(hh, shards[i].table, e, tmp)
+		{
 			if (e->sock && e->fd >= lo && e->fd <= hi) {
 				if (n < max)
 					out[n] = e->fd;
@@ -514,7 +518,8 @@ int pg_registry_snapshot(struct pg_snap **out, size_t *n)
 	for (int i = 0; i < PG_SHARDS; i++) {
 		struct pg_fd *e, *tmp;
 		pthread_mutex_lock(&shards[i].lock);
-		HASH_ITER(hh, shards[i].table, e, tmp) {
+		HASH_ITER(hh, shards[i].table, e, tmp)
+		{
 			if (!e->sock)
 				continue;
 			if (len == cap) {
@@ -541,6 +546,26 @@ int pg_registry_snapshot(struct pg_snap **out, size_t *n)
 	*out = v;
 	*n = len;
 	return 0;
+}
+
+int pg_registry_reconcile(struct pg_snap *s, uint64_t kernel_inode)
+{
+	struct pg_shard *sh = shard_of(s->fd);
+	struct pg_fd *e;
+
+	if (!kernel_inode || (s->inode && s->inode != kernel_inode)) {
+		pg_registry_drop_stale(s->fd, s->seq);
+		return 0;
+	}
+	if (!s->inode) {
+		pthread_mutex_lock(&sh->lock);
+		HASH_FIND_INT(sh->table, &s->fd, e);
+		if (e && e->sock && e->seq == s->seq && !e->sock->inode)
+			e->sock->inode = kernel_inode;
+		pthread_mutex_unlock(&sh->lock);
+		s->inode = kernel_inode;
+	}
+	return 1;
 }
 
 void pg_registry_drop_stale(int fd, uint32_t seq)
@@ -588,7 +613,8 @@ void pg_registry_each_site(void (*fn)(const struct pg_site *, void *), void *arg
 	struct pg_site *s, *tmp;
 
 	pthread_mutex_lock(&site_lock);
-	HASH_ITER(hh, sites, s, tmp) {
+	HASH_ITER(hh, sites, s, tmp)
+	{
 		fn(s, arg);
 	}
 	pthread_mutex_unlock(&site_lock);
@@ -621,7 +647,8 @@ void pg_registry_fork_child(void)
 	 * the parent's closes, not the child's. */
 	for (int i = 0; i < PG_SHARDS; i++) {
 		struct pg_fd *e, *tmp;
-		HASH_ITER(hh, shards[i].table, e, tmp) {
+		HASH_ITER(hh, shards[i].table, e, tmp)
+		{
 			if (e->sock)
 				e->sock->flags |= PG_SOCK_INHERITED;
 			else
@@ -630,7 +657,8 @@ void pg_registry_fork_child(void)
 	}
 	memset(&totals, 0, sizeof(totals));
 	totals.inherited = open;
-	HASH_ITER(hh, sites, s, stmp) {
+	HASH_ITER(hh, sites, s, stmp)
+	{
 		s->created = 0;
 	}
 	for (d = dcs; d; d = dn) {
@@ -649,7 +677,8 @@ void pg_registry_reset(void)
 	for (int i = 0; i < PG_SHARDS; i++) {
 		struct pg_fd *e, *tmp;
 		pthread_mutex_lock(&shards[i].lock);
-		HASH_ITER(hh, shards[i].table, e, tmp) {
+		HASH_ITER(hh, shards[i].table, e, tmp)
+		{
 			HASH_DEL(shards[i].table, e);
 			if (e->sock && __atomic_sub_fetch(&e->sock->nfds, 1, __ATOMIC_ACQ_REL) == 0)
 				pg_free(e->sock);
@@ -658,7 +687,8 @@ void pg_registry_reset(void)
 		pthread_mutex_unlock(&shards[i].lock);
 	}
 	pthread_mutex_lock(&site_lock);
-	HASH_ITER(hh, sites, s, stmp) {
+	HASH_ITER(hh, sites, s, stmp)
+	{
 		HASH_DEL(sites, s);
 		pg_free(s);
 	}

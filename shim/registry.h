@@ -13,9 +13,9 @@
 /* A call site: one distinct creation (or close) stack, stored once. */
 struct pg_site {
 	uint64_t hash;
-	uint32_t id;       /* 1, 2, ... in order of first use */
+	uint32_t id; /* 1, 2, ... in order of first use */
 	uint32_t depth;
-	uint64_t created;  /* sockets created here by this process */
+	uint64_t created; /* sockets created here by this process */
 	UT_hash_handle hh;
 	uintptr_t frames[];
 };
@@ -23,7 +23,7 @@ struct pg_site {
 enum {
 	PG_SOCK_INHERITED = 1u << 0, /* open when the library loaded, or at fork */
 	PG_SOCK_LISTENING = 1u << 1, /* listen() succeeded on it */
-	PG_SOCK_ACCEPTED = 1u << 2,  /* made by accept/accept4 */
+	PG_SOCK_ACCEPTED = 1u << 2, /* made by accept/accept4 */
 	PG_SOCK_CONNECTED = 1u << 3, /* connect() succeeded or is in progress */
 	PG_SOCK_ACTIVE_CLOSED = 1u << 4, /* its active close was counted (shutdown) */
 };
@@ -90,8 +90,8 @@ void pg_site_count_created(const struct pg_site *site);
 /* Records a new socket on fd. A live record already on fd was closed behind
  * our back and is counted as closed_unseen. Returns 0 or -ENOMEM (counted
  * in totals.lost). */
-int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns,
-		    int domain, int type, int protocol, unsigned flags);
+int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t now_ns, int domain,
+		    int type, int protocol, unsigned flags);
 
 /* newfd becomes another handle of the socket behind oldfd (dup & co.).
  * Returns 0, -ENOENT when oldfd is not tracked, -ENOMEM. */
@@ -105,9 +105,9 @@ int pg_registry_is_tracked(int fd);
  * be NULL) is kept in the tombstone for double-close reports. */
 enum { PG_ENTRY_NONE, PG_ENTRY_TOMB, PG_ENTRY_LIVE };
 enum pg_close_outcome {
-	PG_CLOSED,     /* the kernel released the descriptor */
+	PG_CLOSED, /* the kernel released the descriptor */
 	PG_NOT_CLOSED, /* the call failed and the descriptor is still there */
-	PG_WAS_GONE,   /* EBADF: it had been closed behind our back */
+	PG_WAS_GONE, /* EBADF: it had been closed behind our back */
 };
 int pg_registry_close_begin(int fd, struct pg_closing *c);
 void pg_registry_close_end(struct pg_closing *c, enum pg_close_outcome how,
@@ -128,6 +128,12 @@ size_t pg_registry_fds_in(int lo, int hi, int *out, size_t max);
 
 /* Copies out every live handle. Caller frees *out with pg_free. */
 int pg_registry_snapshot(struct pg_snap **out, size_t *n);
+/* Reconciles one handle of a snapshot with the inode the kernel shows for its
+ * descriptor now (0: not open, or no socket). The hot path records sockets
+ * without their inode (an fstat would cost as much as the rest of the
+ * tracking): such a record takes the kernel's inode on first sight. Returns
+ * 1 when the handle stands (s->inode set), 0 when it was dropped as stale. */
+int pg_registry_reconcile(struct pg_snap *s, uint64_t kernel_inode);
 /* A handle the kernel no longer has (gone, or another inode now): dropped
  * and, if it was the last handle, counted as closed_unseen; nothing happens
  * if the record changed since the snapshot (seq). */

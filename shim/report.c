@@ -25,18 +25,22 @@ enum pg_class {
 	PG_UNTRACKED,
 	PG_SUPPRESSED,
 	PG_LISTENING, /* excused by ignore_listening */
-	PG_YOUNG,     /* excused by min_age_ms */
+	PG_YOUNG, /* excused by min_age_ms */
 };
 
 static const char *const class_names[] = {
-	"leaked", "inherited", "untracked", "suppressed", "listening (ignore_listening=1)",
+	"leaked",
+	"inherited",
+	"untracked",
+	"suppressed",
+	"listening (ignore_listening=1)",
 	"younger than min_age_ms",
 };
 
 struct rsock {
 	uint64_t inode;
 	const struct pg_site *site; /* NULL: no stack (inherited at load, untracked) */
-	int64_t created_ns;         /* 0: unknown */
+	int64_t created_ns; /* 0: unknown */
 	unsigned flags;
 	int fd, nfds;
 	int domain, type, protocol;
@@ -126,7 +130,7 @@ static int known_fd(int fd, void *arg)
 static void on_scanned_fd(int fd, uint64_t inode, void *arg)
 {
 	struct untracked_scan *u = arg;
-	struct rsock key = {.inode = inode}, *hit;
+	struct rsock key = { .inode = inode }, *hit;
 
 	/* Another handle of a socket we know (made where we could not see,
 	 * e.g. received over SCM_RIGHTS from ourselves). */
@@ -170,10 +174,10 @@ static int gather(struct ctx *c)
 		return rc;
 	if (o->kernel) {
 		for (size_t i = 0; i < n; i++) {
-			if (pg_sockinfo_inode(snap[i].fd) != snap[i].inode) {
-				pg_registry_drop_stale(snap[i].fd, snap[i].seq);
+			if (!pg_registry_reconcile(
+				&snap[i], pg_sockinfo_identity(snap[i].fd, snap[i].inode,
+							       snap[i].domain, snap[i].type)))
 				continue;
-			}
 			snap[live++] = snap[i];
 		}
 		n = live;
@@ -202,7 +206,7 @@ static int gather(struct ctx *c)
 		r->protocol = snap[i].protocol;
 	}
 	if (o->kernel) {
-		struct untracked_scan u = {.c = c};
+		struct untracked_scan u = { .c = c };
 		int *fds = pg_alloc((n ? n : 1) * sizeof(int));
 		if (fds) {
 			for (size_t i = 0; i < n; i++)
@@ -214,7 +218,8 @@ static int gather(struct ctx *c)
 			pg_free(fds);
 		}
 		if (u.nextra) {
-			struct rsock *all = pg_realloc(c->socks, (c->nsocks + u.nextra) * sizeof(*all));
+			struct rsock *all =
+			    pg_realloc(c->socks, (c->nsocks + u.nextra) * sizeof(*all));
 			if (all) {
 				c->socks = all;
 				for (size_t i = 0; i < u.nextra; i++) {
@@ -384,18 +389,19 @@ static void text_frames(struct ctx *c, const struct pg_site *s, const char *inde
 	int k = 0;
 
 	if (!s || s->depth == 0) {
-		pg_out_printf(&c->out, "%s<no stack%s>\n", indent,
-			      s ? ": stack_depth=0" : "");
+		pg_out_printf(&c->out, "%s<no stack%s>\n", indent, s ? ": stack_depth=0" : "");
 		return;
 	}
 	for (uint32_t i = 0; i < s->depth; i++) {
 		int n = c->sym ? pg_sym_lookup(c->sym, s->frames[i], 1, sy, 8) : 0;
 		if (n <= 0) {
-			pg_out_printf(&c->out, "%s#%d 0x%lx\n", indent, k++, (unsigned long)s->frames[i]);
+			pg_out_printf(&c->out, "%s#%d 0x%lx\n", indent, k++,
+				      (unsigned long)s->frames[i]);
 			continue;
 		}
 		for (int j = 0; j < n; j++) {
-			pg_out_printf(&c->out, "%s#%d 0x%lx", indent, k++, (unsigned long)s->frames[i]);
+			pg_out_printf(&c->out, "%s#%d 0x%lx", indent, k++,
+				      (unsigned long)s->frames[i]);
 			if (sy[j].function)
 				pg_out_printf(&c->out, " in %s", sy[j].function);
 			if (sy[j].file && sy[j].line)
@@ -421,7 +427,9 @@ static void text_socket(struct ctx *c, const struct rsock *r)
 	state = pg_sockinfo_tcp_state_name(si.tcp_state);
 	pg_out_printf(&c->out, "  fd %d: %s", r->fd, proto ? proto : "?");
 	if (si.domain == AF_UNIX)
-		pg_out_printf(&c->out, " %s", pg_sockinfo_type_name(si.type) ? pg_sockinfo_type_name(si.type) : "?");
+		pg_out_printf(&c->out, " %s",
+			      pg_sockinfo_type_name(si.type) ? pg_sockinfo_type_name(si.type)
+							     : "?");
 	pg_out_printf(&c->out, " %s", si.local[0] ? si.local : "(unbound)");
 	if (si.remote[0])
 		pg_out_printf(&c->out, " -> %s", si.remote);
@@ -443,7 +451,8 @@ static void text_site(struct ctx *c, const struct rsite *s)
 	size_t shown = 0;
 
 	if (s->leaked)
-		pg_out_printf(&c->out, "Leak of %lu socket(s) (%zu open", (unsigned long)s->leaked, s->n);
+		pg_out_printf(&c->out, "Leak of %lu socket(s) (%zu open", (unsigned long)s->leaked,
+			      s->n);
 	else
 		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (", s->n);
 	if (s->site)
@@ -483,8 +492,8 @@ static void write_text(struct ctx *c)
 	for (size_t i = 0; i < c->nsites; i++)
 		text_site(c, &c->sites[i]);
 	for (d = pg_registry_double_closes(); d; d = d->next) {
-		pg_out_printf(&c->out, "Double close of fd %d (%lu time(s)); closed again at:\n", d->fd,
-			      (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
+		pg_out_printf(&c->out, "Double close of fd %d (%lu time(s)); closed again at:\n",
+			      d->fd, (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
 		text_frames(c, d->closed_again, "    ");
 		pg_out_puts(&c->out, "  first closed at:\n");
 		text_frames(c, d->closed, "    ");
@@ -495,7 +504,8 @@ static void write_text(struct ctx *c)
 	if (o->extra)
 		o->extra(o->extra_arg, &c->out, 0);
 	pg_out_printf(&c->out,
-		      "Totals: %lu created, %lu inherited, %lu untracked; %lu closed, %lu closed unseen; %lu open, %lu leaked, %lu suppressed; %lu double close(s)",
+		      "Totals: %lu created, %lu inherited, %lu untracked; %lu closed, %lu closed "
+		      "unseen; %lu open, %lu leaked, %lu suppressed; %lu double close(s)",
 		      (unsigned long)c->t.created, (unsigned long)c->t.inherited,
 		      (unsigned long)c->untracked, (unsigned long)c->t.closed,
 		      (unsigned long)c->t.closed_unseen, (unsigned long)c->nsocks,
@@ -558,8 +568,8 @@ static void json_socket(struct ctx *c, const struct rsock *r, int first)
 	long age = age_ms(c, r);
 
 	query(c, r, &si);
-	pg_out_printf(&c->out, "%s{\"fd\": %d, \"handles\": %d, \"inode\": %lu", first ? "" : ", ", r->fd,
-		      r->nfds, (unsigned long)r->inode);
+	pg_out_printf(&c->out, "%s{\"fd\": %d, \"handles\": %d, \"inode\": %lu", first ? "" : ", ",
+		      r->fd, r->nfds, (unsigned long)r->inode);
 	if ((s = pg_sockinfo_family_name(si.domain)))
 		pg_out_printf(&c->out, ", \"family\": \"%s\"", s);
 	if ((s = pg_sockinfo_type_name(si.type)))
@@ -576,11 +586,11 @@ static void json_socket(struct ctx *c, const struct rsock *r, int first)
 	}
 	if ((s = pg_sockinfo_tcp_state_name(si.tcp_state)))
 		pg_out_printf(&c->out, ", \"state\": \"%s\"", s);
-	pg_out_printf(&c->out, ", \"listening\": %s, \"inherited\": %s, \"untracked\": %s, \"leaked\": %s",
-		      si.listening || (r->flags & PG_SOCK_LISTENING) ? "true" : "false",
-		      r->cls == PG_INHERITED ? "true" : "false",
-		      r->cls == PG_UNTRACKED ? "true" : "false",
-		      r->cls == PG_LEAKED ? "true" : "false");
+	pg_out_printf(
+	    &c->out, ", \"listening\": %s, \"inherited\": %s, \"untracked\": %s, \"leaked\": %s",
+	    si.listening || (r->flags & PG_SOCK_LISTENING) ? "true" : "false",
+	    r->cls == PG_INHERITED ? "true" : "false", r->cls == PG_UNTRACKED ? "true" : "false",
+	    r->cls == PG_LEAKED ? "true" : "false");
 	if (r->cls == PG_SUPPRESSED)
 		pg_out_puts(&c->out, ", \"suppressed\": true");
 	if (age >= 0)
@@ -595,9 +605,12 @@ static void write_json(struct ctx *c)
 
 	pg_out_printf(&c->out, "{\"portguard\": 1, \"pid\": %d, \"exe\": ", o->pid);
 	pg_out_json_str(&c->out, o->exe);
-	pg_out_printf(&c->out, ", \"reason\": \"%s\"", o->reason == PG_REASON_EXIT ? "exit" : "signal");
+	pg_out_printf(&c->out, ", \"reason\": \"%s\"",
+		      o->reason == PG_REASON_EXIT ? "exit" : "signal");
 	pg_out_printf(&c->out,
-		      ", \"totals\": {\"created\": %lu, \"closed\": %lu, \"closed_unseen\": %lu, \"open\": %lu, \"leaked\": %lu, \"suppressed\": %lu, \"inherited\": %lu, \"untracked\": %lu, \"double_closes\": %lu, \"lost\": %lu}",
+		      ", \"totals\": {\"created\": %lu, \"closed\": %lu, \"closed_unseen\": %lu, "
+		      "\"open\": %lu, \"leaked\": %lu, \"suppressed\": %lu, \"inherited\": %lu, "
+		      "\"untracked\": %lu, \"double_closes\": %lu, \"lost\": %lu}",
 		      (unsigned long)c->t.created, (unsigned long)c->t.closed,
 		      (unsigned long)c->t.closed_unseen, (unsigned long)c->nsocks,
 		      (unsigned long)c->leaked, (unsigned long)c->suppressed,
@@ -606,9 +619,11 @@ static void write_json(struct ctx *c)
 	pg_out_puts(&c->out, ", \"sites\": [");
 	for (size_t i = 0; i < c->nsites; i++) {
 		const struct rsite *s = &c->sites[i];
-		pg_out_printf(&c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, \"frames\": ",
-			      i ? ", " : "", s->n, (unsigned long)s->leaked,
-			      (unsigned long)(s->site ? __atomic_load_n(&s->site->created, __ATOMIC_RELAXED) : 0));
+		pg_out_printf(
+		    &c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, \"frames\": ",
+		    i ? ", " : "", s->n, (unsigned long)s->leaked,
+		    (unsigned long)(s->site ? __atomic_load_n(&s->site->created, __ATOMIC_RELAXED)
+					    : 0));
 		json_frames(c, s->site);
 		pg_out_puts(&c->out, ", \"sockets\": [");
 		for (size_t j = s->first; j < s->first + s->n; j++)
@@ -636,7 +651,8 @@ static void write_json(struct ctx *c)
 				continue;
 			pg_out_printf(&c->out, "%s{\"pattern\": ", first ? "" : ", ");
 			pg_out_json_str(&c->out, o->supp->rules[i].pattern);
-			pg_out_printf(&c->out, ", \"line\": %u, \"count\": %lu}", o->supp->rules[i].line,
+			pg_out_printf(&c->out, ", \"line\": %u, \"count\": %lu}",
+				      o->supp->rules[i].line,
 				      (unsigned long)o->supp->rules[i].hits);
 			first = 0;
 		}

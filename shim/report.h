@@ -18,9 +18,9 @@ struct pg_report_opts {
 	int pid;
 	const char *exe;
 	int64_t now_ns;
-	int fd;             /* where to write */
+	int fd; /* where to write */
 	int quiet_if_clean; /* write nothing when nothing leaked and nothing else happened */
-	int kernel;         /* 0: synthetic registry (benches): no reconciliation, no queries */
+	int kernel; /* 0: synthetic registry (benches): no reconciliation, no queries */
 	int (*close_fn)(int); /* the real close, for the report's own descriptors */
 	struct pg_suppress *supp; /* may be NULL */
 	/* Optional extra sections (policy, destinations): called inside the

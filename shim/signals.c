@@ -19,7 +19,7 @@ static int report_sig;
 static struct sigaction prog; /* the program's action for report_sig */
 static sem_t sem;
 static int thread_state; /* 0 none, 1 running */
-static int pending;      /* a request that came before the thread */
+static int pending; /* a request that came before the thread */
 static void (*request_fn)(void);
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -148,8 +148,7 @@ int pg_signals_sigaction(int sig, const struct sigaction *act, struct sigaction 
 	return 0;
 }
 
-int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor,
-		      pg_sighandler_t *prev)
+int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor, pg_sighandler_t *prev)
 {
 	struct sigaction a, old;
 	sigset_t set, was;
@@ -164,9 +163,7 @@ int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor,
 		sigaddset(&a.sa_mask, sig);
 		a.sa_flags = SA_RESTART;
 		break;
-	case PG_SIG_SYSV:
-		a.sa_flags = SA_RESETHAND | SA_NODEFER;
-		break;
+	case PG_SIG_SYSV: a.sa_flags = SA_RESETHAND | SA_NODEFER; break;
 	case PG_SIG_SET: /* sigset(): the signal is unblocked, or held */
 		sigemptyset(&set);
 		sigaddset(&set, sig);

@@ -19,8 +19,7 @@ void pg_signals_start_thread(void);
  * (errno set), 0 with the emulated result. */
 int pg_signals_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 enum pg_sigflavor { PG_SIG_BSD, PG_SIG_SYSV, PG_SIG_SET };
-int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor,
-		      pg_sighandler_t *prev);
+int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor, pg_sighandler_t *prev);
 
 void pg_signals_fork_child(void);
 

@@ -15,6 +15,12 @@ struct pg_sockinfo {
 
 /* Inode of the socket behind fd; 0 when fd is not a socket. */
 uint64_t pg_sockinfo_inode(int fd);
+/* The inode to reconcile a handle with: its descriptor's, or 0 when that is
+ * no socket, or (for a record not yet seen, known_inode 0) a socket of
+ * another family or type than the one recorded (domain/type -1: unknown):
+ * the number was reused behind our back. */
+uint64_t pg_sockinfo_identity(int fd, uint64_t known_inode, int domain, int type);
+
 /* si->domain, type, protocol: what the caller knows already (-1: ask). */
 void pg_sockinfo_query(int fd, struct pg_sockinfo *si);
 

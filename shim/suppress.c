@@ -68,8 +68,7 @@ int pg_suppress_pattern_match(const char *pattern, const char *str)
 	return glob(pattern, n, str, !start, !end);
 }
 
-static void set_error(char *err, size_t errlen, const char *file, unsigned line,
-		      const char *what)
+static void set_error(char *err, size_t errlen, const char *file, unsigned line, const char *what)
 {
 	if (!err || errlen == 0)
 		return;
@@ -110,8 +109,8 @@ static const char *check_pattern(const char *p, size_t n)
 	return NULL;
 }
 
-int pg_suppress_parse(const char *text, size_t len, const char *file_name,
-		      struct pg_suppress **out, char *err, size_t errlen)
+int pg_suppress_parse(const char *text, size_t len, const char *file_name, struct pg_suppress **out,
+		      char *err, size_t errlen)
 {
 	const char *file = file_name ? file_name : "suppressions";
 	const char *p = text ? text : "", *end = text ? text + len : p;
@@ -153,7 +152,8 @@ int pg_suppress_parse(const char *text, size_t len, const char *file_name,
 			int n = (int)(colon - b) > 40 ? 40 : (int)(colon - b);
 
 			snprintf(msg, sizeof(msg),
-				 "unknown suppression type \"%.*s\" (only \"leak\" is known)", n, b);
+				 "unknown suppression type \"%.*s\" (only \"leak\" is known)", n,
+				 b);
 			set_error(err, errlen, file, line, msg);
 			goto invalid;
 		}
@@ -207,8 +207,8 @@ static int known(const char *s)
 	return s && *s && strcmp(s, "?") != 0;
 }
 
-int pg_suppress_match(struct pg_suppress *s, const struct pg_suppress_frame *frames,
-		      size_t n, uint64_t weight)
+int pg_suppress_match(struct pg_suppress *s, const struct pg_suppress_frame *frames, size_t n,
+		      uint64_t weight)
 {
 	if (!s || !frames)
 		return -1;
@@ -228,10 +228,11 @@ int pg_suppress_match(struct pg_suppress *s, const struct pg_suppress_frame *fra
 		for (r = 0; r < s->n; r++)
 			if ((known(f->function) &&
 			     pg_suppress_pattern_match(s->rules[r].pattern, f->function)) ||
-			    (known(f->file) && pg_suppress_pattern_match(s->rules[r].pattern, f->file)))
+			    (known(f->file) &&
+			     pg_suppress_pattern_match(s->rules[r].pattern, f->file)))
 				goto hit;
 		continue;
-hit:
+	hit:
 		s->rules[r].hits += weight;
 		return (int)r;
 	}

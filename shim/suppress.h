@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 struct pg_suppress_rule {
-	char *pattern;  /* as written after "leak:", blanks around it removed */
-	unsigned line;  /* line in the file */
-	uint64_t hits;  /* sockets suppressed by this rule (the weights given) */
+	char *pattern; /* as written after "leak:", blanks around it removed */
+	unsigned line; /* line in the file */
+	uint64_t hits; /* sockets suppressed by this rule (the weights given) */
 };
 
 struct pg_suppress {
@@ -34,8 +34,8 @@ struct pg_suppress_frame {
  * with "FILE:LINE: what is wrong" in err (file_name NULL: "suppressions"),
  * or -ENOMEM ("FILE: out of memory"); on error *out is NULL. err may be
  * NULL. */
-int pg_suppress_parse(const char *text, size_t len, const char *file_name,
-		      struct pg_suppress **out, char *err, size_t errlen);
+int pg_suppress_parse(const char *text, size_t len, const char *file_name, struct pg_suppress **out,
+		      char *err, size_t errlen);
 
 /* NULL is fine. */
 void pg_suppress_free(struct pg_suppress *s);
@@ -44,8 +44,8 @@ void pg_suppress_free(struct pg_suppress *s);
  * (per frame: its module against every rule, then its function and file), or
  * -1. The matching rule's hits grow by weight (the sockets of the site; 0 to
  * ask without counting). */
-int pg_suppress_match(struct pg_suppress *s, const struct pg_suppress_frame *frames,
-		      size_t n, uint64_t weight);
+int pg_suppress_match(struct pg_suppress *s, const struct pg_suppress_frame *frames, size_t n,
+		      uint64_t weight);
 
 /* LeakSanitizer's pattern language: a substring match; "*" matches any run of
  * characters, "^" at the start anchors there, "$" at the end anchors there.

@@ -31,25 +31,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PG_SYM_CHAIN 32      /* inlined frames kept per address */
+#define PG_SYM_CHAIN 32 /* inlined frames kept per address */
 #define PG_BUILD_ID_MAX 64
 #define PG_ARENA_CHUNK 16384
 #define PG_DEBUG_ROOT "/usr/lib/debug"
 
 /* Every libdw/libelf function we call, bound by dlsym: naming one directly
  * would make the linker (-z defs) demand -ldw. */
-#define PG_DW_FUNCS(X)                                                          \
-	X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin_add) X(dwfl_report_elf)  \
-	X(dwfl_report_end) X(dwfl_module_info) X(dwfl_module_build_id)          \
-	X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo)           \
-	X(dwfl_line_comp_dir)                                                   \
-	X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)                      \
-	X(dwfl_offline_section_address)                                         \
-	X(dwarf_getscopes) X(dwarf_getscopes_die) X(dwarf_tag)                  \
-	X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)                  \
-	X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)                   \
-	X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwelf_elf_gnu_build_id)         \
-	X(elf_version) X(elf_begin) X(elf_end)
+#define PG_DW_FUNCS(X)                                                                            \
+	X(dwfl_begin)                                                                             \
+	X(dwfl_end) X(dwfl_report_begin_add) X(dwfl_report_elf) X(dwfl_report_end)                \
+	    X(dwfl_module_info) X(dwfl_module_build_id) X(dwfl_module_addrdie)                    \
+		X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_line_comp_dir)                      \
+		    X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)                           \
+			X(dwfl_offline_section_address) X(dwarf_getscopes) X(dwarf_getscopes_die) \
+			    X(dwarf_tag) X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)   \
+				X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)             \
+				    X(dwarf_getsrcfiles) X(dwarf_filesrc)                         \
+					X(dwelf_elf_gnu_build_id) X(elf_version) X(elf_begin)     \
+					    X(elf_end)
 
 struct pg_dw {
 #define PG_DW_FIELD(name) __typeof__(name) *name;
@@ -71,19 +71,19 @@ struct pg_sym_fn {
 	uintptr_t addr;
 	uint64_t size;
 	const char *name; /* libdw's, valid until dwfl_end */
-	int rank;         /* among aliases the lowest wins */
+	int rank; /* among aliases the lowest wins */
 };
 
 struct pg_sym_mod {
-	uintptr_t lo, hi;   /* [lo, hi): span of the PT_LOAD segments */
-	uintptr_t bias;     /* dlpi_addr: addresses in the file are addr - bias */
+	uintptr_t lo, hi; /* [lo, hi): span of the PT_LOAD segments */
+	uintptr_t bias; /* dlpi_addr: addresses in the file are addr - bias */
 	char *path;
-	int has_file;       /* 0 for the vDSO */
-	int dw_state;       /* 0 not tried, 1 reported to libdwfl, -1 unusable */
+	int has_file; /* 0 for the vDSO */
+	int dw_state; /* 0 not tried, 1 reported to libdwfl, -1 unusable */
 	Dwfl_Module *dwmod;
 	struct pg_sym_fn *fns; /* sorted by addr, then rank */
 	size_t nfns;
-	int fns_state;         /* 0 not loaded, 1 loaded, -1 none */
+	int fns_state; /* 0 not loaded, 1 loaded, -1 none */
 	struct pg_symbolizer *owner;
 	size_t build_id_len;
 	unsigned char build_id[PG_BUILD_ID_MAX];
@@ -201,11 +201,11 @@ static const char *function_name(struct pg_symbolizer *s, const char *name)
 
 /* ---- libdw ---- */
 
-static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname,
-			 Dwarf_Addr base, char **file_name, Elf **elfp);
+static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			 char **file_name, Elf **elfp);
 static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *modname,
-				Dwarf_Addr base, const char *file_name,
-				const char *debuglink, GElf_Word crc, char **debuginfo_name);
+				Dwarf_Addr base, const char *file_name, const char *debuglink,
+				GElf_Word crc, char **debuginfo_name);
 
 static void dw_load(void)
 {
@@ -218,8 +218,8 @@ static void dw_load(void)
 		return;
 	}
 	/* dlsym on the handle also searches libdw's dependencies (libelf). */
-#define PG_DW_SYM(name)                                      \
-	if (!(*(void **)&dw.name = dlsym(h, #name)))         \
+#define PG_DW_SYM(name)                              \
+	if (!(*(void **)&dw.name = dlsym(h, #name))) \
 		goto fail;
 	PG_DW_FUNCS(PG_DW_SYM)
 #undef PG_DW_SYM
@@ -296,7 +296,8 @@ static int debug_file_matches(const struct pg_sym_mod *m, int fd, uint32_t crc, 
 		if (!elf)
 			return 0;
 		len = dw.dwelf_elf_gnu_build_id(elf, &id);
-		ok = len == (ssize_t)m->build_id_len && memcmp(id, m->build_id, m->build_id_len) == 0;
+		ok = len == (ssize_t)m->build_id_len &&
+		     memcmp(id, m->build_id, m->build_id_len) == 0;
 		dw.elf_end(elf);
 		return ok;
 	}
@@ -308,8 +309,8 @@ static int debug_file_matches(const struct pg_sym_mod *m, int fd, uint32_t crc, 
 	return 0;
 }
 
-static int try_debug_file(const struct pg_sym_mod *m, const char *path,
-			  const struct stat *main_st, uint32_t crc, int have_crc, char **name)
+static int try_debug_file(const struct pg_sym_mod *m, const char *path, const struct stat *main_st,
+			  uint32_t crc, int have_crc, char **name)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -381,7 +382,8 @@ static int find_debuginfo_local(Dwfl_Module *mod PG_UNUSED, void **userdata,
 		int n = snprintf(path, sizeof(path), "%s/.build-id/%02x/", m->owner->debug_root,
 				 m->build_id[0]);
 
-		for (size_t i = 1; i < m->build_id_len && n > 0 && (size_t)n + 3 < sizeof(path); i++)
+		for (size_t i = 1; i < m->build_id_len && n > 0 && (size_t)n + 3 < sizeof(path);
+		     i++)
 			n += snprintf(path + n, sizeof(path) - (size_t)n, "%02x", m->build_id[i]);
 		if (n > 0 && (size_t)n + sizeof(".debug") <= sizeof(path)) {
 			memcpy(path + n, ".debug", sizeof(".debug"));
@@ -473,7 +475,7 @@ static const char *die_name(struct pg_symbolizer *s, Dwarf_Die *die)
 		name = dw.dwarf_formstring(dw.dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
 		if (!name)
 			name = dw.dwarf_formstring(
-				dw.dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
+			    dw.dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
 		if (name)
 			return function_name(s, name);
 	}
@@ -660,8 +662,8 @@ static const char *dladdr_name(struct pg_symbolizer *s, uintptr_t a)
 	Dl_info info;
 	const ElfW(Sym) *sym = NULL;
 
-	if (!dladdr1((void *)a, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname ||
-	    !sym || !info.dli_saddr || a < (uintptr_t)info.dli_saddr)
+	if (!dladdr1((void *)a, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname || !sym ||
+	    !info.dli_saddr || a < (uintptr_t)info.dli_saddr)
 		return NULL;
 	if (!sym_holds(sym->st_info, sym->st_size, a - (uintptr_t)info.dli_saddr))
 		return NULL;
@@ -980,8 +982,8 @@ out:
 	return s;
 }
 
-int pg_sym_lookup(struct pg_symbolizer *s, uintptr_t addr, int return_address,
-		  struct pg_sym *out, int max)
+int pg_sym_lookup(struct pg_symbolizer *s, uintptr_t addr, int return_address, struct pg_sym *out,
+		  int max)
 {
 	int saved_errno = errno, saved_inside = pg_inside;
 	struct pg_sym f[PG_SYM_CHAIN];

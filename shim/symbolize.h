@@ -8,11 +8,11 @@
 
 struct pg_sym {
 	const char *module; /* path of the object ("" never: "?" when unknown) */
-	uintptr_t offset;   /* address - the object's load base */
+	uintptr_t offset; /* address - the object's load base */
 	const char *function; /* NULL when unknown */
-	const char *file;     /* NULL when unknown */
-	int line;             /* 0 when unknown */
-	int inlined;          /* 1: a frame inlined into the next entry */
+	const char *file; /* NULL when unknown */
+	int line; /* 0 when unknown */
+	int inlined; /* 1: a frame inlined into the next entry */
 };
 
 struct pg_symbolizer;
@@ -28,8 +28,8 @@ struct pg_symbolizer *pg_sym_open(int debuginfo);
  * innermost max - 1 entries and the real function are kept. s may be NULL
  * (pg_sym_open ran out of memory): then module "?", offset addr. max < 1:
  * returns 0. */
-int pg_sym_lookup(struct pg_symbolizer *s, uintptr_t addr, int return_address,
-		  struct pg_sym *out, int max);
+int pg_sym_lookup(struct pg_symbolizer *s, uintptr_t addr, int return_address, struct pg_sym *out,
+		  int max);
 
 /* Frees everything and leaves no descriptor open. libdw, once loaded, stays
  * mapped for the process's later reports (it holds no descriptor). */

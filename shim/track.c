@@ -46,7 +46,9 @@ static char *read_option_file(const char *key, const char *path, size_t *len)
 
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
 		pg_warn("%s: cannot read %s: %s", key, path,
-			fd < 0 ? strerror(errno) : !S_ISREG(st.st_mode) ? "not a regular file" : "too large");
+			fd < 0                 ? strerror(errno)
+			: !S_ISREG(st.st_mode) ? "not a regular file"
+					       : "too large");
 		goto out;
 	}
 	buf = pg_alloc((size_t)st.st_size + 1);
@@ -105,8 +107,9 @@ static void load_policy(void)
 	 * warning already. */
 	if (cfg.format == PG_FORMAT_JSON || cfg.dest != PG_DEST_STDERR) {
 		pg_out_init(&o, -1);
-		pg_out_printf(&o, "{\"portguard\": 1, \"pid\": %d, \"event\": \"policy_error\", \"error\": ",
-			      self_pid);
+		pg_out_printf(
+		    &o, "{\"portguard\": 1, \"pid\": %d, \"event\": \"policy_error\", \"error\": ",
+		    self_pid);
 		pg_out_json_str(&o, err);
 		pg_out_puts(&o, "}");
 		snprintf(json, sizeof(json), "%.*s", (int)o.len, o.buf);
@@ -172,7 +175,7 @@ void pg_track_emit_event(const char *text, const char *json)
 		fflush(stdout);
 	if (fd >= 0) {
 		const char *line = cfg.format == PG_FORMAT_JSON ? json : text;
-		struct iovec v[2] = {{(void *)line, strlen(line)}, {(void *)"\n", 1}};
+		struct iovec v[2] = { { (void *)line, strlen(line) }, { (void *)"\n", 1 } };
 		/* One write: event lines of several processes or threads sharing
 		 * a stream do not interleave. */
 		while (writev(fd, v, 2) < 0 && errno == EINTR)
@@ -192,8 +195,8 @@ void pg_track_reconcile(void)
 	if (pg_registry_snapshot(&snap, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (pg_sockinfo_inode(snap[i].fd) != snap[i].inode)
-			pg_registry_drop_stale(snap[i].fd, snap[i].seq);
+		pg_registry_reconcile(&snap[i], pg_sockinfo_identity(snap[i].fd, snap[i].inode,
+								     snap[i].domain, snap[i].type));
 	pg_free(snap);
 }
 
@@ -366,8 +369,9 @@ static void born(int fd, int domain, int type, int protocol, unsigned flags,
 		return;
 	}
 	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	pg_registry_add(fd, pg_sockinfo_inode(fd), site, pg_now_coarse_ns(), domain, type, protocol,
-			flags);
+	/* inode 0: learnt at the first reconciliation, not here (see
+	 * pg_registry_reconcile). */
+	pg_registry_add(fd, 0, site, pg_now_coarse_ns(), domain, type, protocol, flags);
 	pg_signals_start_thread();
 }
 
@@ -484,7 +488,8 @@ void pg_track_range_end(struct pg_range_op *r, int closed)
 		site = capture();
 	for (size_t i = 0; i < r->n; i++)
 		if (r->ops[i].what == PG_ENTRY_LIVE)
-			pg_registry_close_end(&r->ops[i].c, closed ? PG_CLOSED : PG_NOT_CLOSED, site);
+			pg_registry_close_end(&r->ops[i].c, closed ? PG_CLOSED : PG_NOT_CLOSED,
+					      site);
 	pg_free(r->ops);
 	pg_inside--;
 }

@@ -91,10 +91,10 @@ enum {
 
 /* What a walk needs of one return address. */
 enum {
-	PG_UNWIND_STOP = 1u << 0,      /* end the walk after this frame */
-	PG_UNWIND_CFA_RBP = 1u << 1,   /* CFA = rbp + cfa_off, else rsp + cfa_off */
+	PG_UNWIND_STOP = 1u << 0, /* end the walk after this frame */
+	PG_UNWIND_CFA_RBP = 1u << 1, /* CFA = rbp + cfa_off, else rsp + cfa_off */
 	PG_UNWIND_RBP_SAVED = 1u << 2, /* caller's rbp is at CFA + rbp_off */
-	PG_UNWIND_RBP_LOST = 1u << 3,  /* caller's rbp cannot be known */
+	PG_UNWIND_RBP_LOST = 1u << 3, /* caller's rbp cannot be known */
 };
 
 struct pg_unwind_rule {
@@ -115,8 +115,7 @@ struct pg_unwind_slot {
  * Never evicted: after dlclose() and another object mapped at the same
  * addresses, a stale rule can give wrong frames (the walk's bounds still keep
  * every read inside the thread's stack). */
-static struct pg_unwind_slot pg_unwind_cache[PG_UNWIND_SLOTS]
-	__attribute__((aligned(64)));
+static struct pg_unwind_slot pg_unwind_cache[PG_UNWIND_SLOTS] __attribute__((aligned(64)));
 
 /* ---- CFI decoding ------------------------------------------------------- */
 
@@ -196,8 +195,8 @@ static int pg_cfi_sleb(const uint8_t **pp, const uint8_t *end, int64_t *v)
 
 /* An encoded pointer. datarel is the base for DW_EH_PE_datarel, 0 where
  * that encoding has no meaning (x86_64 .eh_frame has no data base). */
-static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end,
-		      uintptr_t datarel, uintptr_t *v)
+static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end, uintptr_t datarel,
+		      uintptr_t *v)
 {
 	const uint8_t *p = *pp;
 	uintptr_t val;
@@ -223,8 +222,7 @@ static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end,
 			return -EINVAL;
 		memcpy(&x, p, 4);
 		p += 4;
-		val = (enc & 0x0f) == PG_PE_SDATA4 ? (uintptr_t)(int64_t)(int32_t)x
-						   : (uintptr_t)x;
+		val = (enc & 0x0f) == PG_PE_SDATA4 ? (uintptr_t)(int64_t)(int32_t)x : (uintptr_t)x;
 		break;
 	}
 	case PG_PE_UDATA2:
@@ -235,8 +233,7 @@ static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end,
 			return -EINVAL;
 		memcpy(&x, p, 2);
 		p += 2;
-		val = (enc & 0x0f) == PG_PE_SDATA2 ? (uintptr_t)(int64_t)(int16_t)x
-						   : (uintptr_t)x;
+		val = (enc & 0x0f) == PG_PE_SDATA2 ? (uintptr_t)(int64_t)(int16_t)x : (uintptr_t)x;
 		break;
 	}
 	case PG_PE_ULEB128: {
@@ -255,22 +252,17 @@ static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end,
 		val = (uintptr_t)x;
 		break;
 	}
-	default:
-		return -EINVAL;
+	default: return -EINVAL;
 	}
 	switch (enc & 0x70) {
-	case 0:
-		break;
-	case PG_PE_PCREL:
-		val += (uintptr_t)*pp;
-		break;
+	case 0: break;
+	case PG_PE_PCREL: val += (uintptr_t)*pp; break;
 	case PG_PE_DATAREL:
 		if (!datarel)
 			return -EINVAL;
 		val += datarel;
 		break;
-	default: /* textrel, funcrel, aligned: not on x86_64 */
-		return -EINVAL;
+	default: /* textrel, funcrel, aligned: not on x86_64 */ return -EINVAL;
 	}
 	if (enc & PG_PE_INDIRECT) {
 		if (!val || (val & 7))
@@ -284,8 +276,7 @@ static int pg_cfi_ptr(uint8_t enc, const uint8_t **pp, const uint8_t *end,
 
 /* Length and body of the CIE or FDE at p; 64-bit DWARF lengths are not
  * used in .eh_frame (libgcc does not read them either). */
-static int pg_cfi_entry(const uint8_t *p, const uint8_t **body,
-			const uint8_t **end)
+static int pg_cfi_entry(const uint8_t *p, const uint8_t **body, const uint8_t **end)
 {
 	uint32_t len;
 
@@ -324,8 +315,7 @@ static int pg_cfi_parse_cie(const uint8_t *cie, struct pg_cfi_cie *c)
 			return -EINVAL;
 		p += 2;
 	}
-	if (pg_cfi_uleb(&p, end, &c->code_align) ||
-	    pg_cfi_sleb(&p, end, &c->data_align))
+	if (pg_cfi_uleb(&p, end, &c->code_align) || pg_cfi_sleb(&p, end, &c->data_align))
 		return -EINVAL;
 	if (version == 1) {
 		if (pg_cfi_u8(&p, end, &b))
@@ -363,9 +353,7 @@ static int pg_cfi_parse_cie(const uint8_t *cie, struct pg_cfi_cie *c)
 					return -EINVAL;
 				break;
 			}
-			case 'S':
-				c->signal = 1;
-				break;
+			case 'S': c->signal = 1; break;
 			default:
 				/* Unknown data: the FDE encoding may follow. */
 				return -EINVAL;
@@ -390,8 +378,7 @@ static struct pg_cfi_reg *pg_cfi_reg_of(struct pg_cfi_row *row, uint64_t reg)
 }
 
 /* DW_CFA_restore: back to the rule after the CIE's program. */
-static void pg_cfi_restore(struct pg_cfi_row *row, uint64_t reg,
-			   const struct pg_cfi_row *init)
+static void pg_cfi_restore(struct pg_cfi_row *row, uint64_t reg, const struct pg_cfi_row *init)
 {
 	struct pg_cfi_reg *r = pg_cfi_reg_of(row, reg);
 
@@ -401,8 +388,7 @@ static void pg_cfi_restore(struct pg_cfi_row *row, uint64_t reg,
 		*r = (struct pg_cfi_reg){ PG_REG_SAME, 0 };
 }
 
-static void pg_cfi_set(struct pg_cfi_row *row, uint64_t reg, int how,
-		       int64_t off)
+static void pg_cfi_set(struct pg_cfi_row *row, uint64_t reg, int how, int64_t off)
 {
 	struct pg_cfi_reg *r = pg_cfi_reg_of(row, reg);
 
@@ -421,9 +407,9 @@ static int64_t pg_cfi_scale(int64_t v, int64_t factor)
 /* Runs the instructions in [p, end) from location loc, stopping before the
  * first row that starts above target. init is the row after the CIE's
  * program (what DW_CFA_restore returns to), NULL while running it. */
-static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
-		      const uint8_t *end, uintptr_t loc, uintptr_t target,
-		      struct pg_cfi_row *row, const struct pg_cfi_row *init)
+static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p, const uint8_t *end,
+		      uintptr_t loc, uintptr_t target, struct pg_cfi_row *row,
+		      const struct pg_cfi_row *init)
 {
 	struct pg_cfi_row saved[PG_CFI_STATES];
 	int depth = 0;
@@ -435,22 +421,17 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
 		uintptr_t adv;
 
 		switch (op >> 6) {
-		case 1:
-			adv = op & 0x3f;
-			goto advance;
+		case 1: adv = op & 0x3f; goto advance;
 		case 2:
 			if (pg_cfi_uleb(&p, end, &u))
 				return -EINVAL;
 			pg_cfi_set(row, op & 0x3f, PG_REG_OFFSET,
 				   pg_cfi_scale((int64_t)u, c->data_align));
 			continue;
-		case 3:
-			reg = op & 0x3f;
-			goto restore;
+		case 3: reg = op & 0x3f; goto restore;
 		}
 		switch (op) {
-		case PG_CFA_NOP:
-			continue;
+		case PG_CFA_NOP: continue;
 		case PG_CFA_GNU_ARGS_SIZE:
 			/* Matters for landing pads only. */
 			if (pg_cfi_uleb(&p, end, &u))
@@ -492,14 +473,12 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
 			if (pg_cfi_uleb(&p, end, &reg) || pg_cfi_uleb(&p, end, &u))
 				return -EINVAL;
 			s = pg_cfi_scale((int64_t)u, c->data_align);
-			pg_cfi_set(row, reg, PG_REG_OFFSET,
-				   op == PG_CFA_OFFSET_EXTENDED ? s : -s);
+			pg_cfi_set(row, reg, PG_REG_OFFSET, op == PG_CFA_OFFSET_EXTENDED ? s : -s);
 			continue;
 		case PG_CFA_OFFSET_EXTENDED_SF:
 			if (pg_cfi_uleb(&p, end, &reg) || pg_cfi_sleb(&p, end, &s))
 				return -EINVAL;
-			pg_cfi_set(row, reg, PG_REG_OFFSET,
-				   pg_cfi_scale(s, c->data_align));
+			pg_cfi_set(row, reg, PG_REG_OFFSET, pg_cfi_scale(s, c->data_align));
 			continue;
 		case PG_CFA_RESTORE_EXTENDED:
 			if (pg_cfi_uleb(&p, end, &reg))
@@ -509,9 +488,8 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
 		case PG_CFA_SAME_VALUE:
 			if (pg_cfi_uleb(&p, end, &reg))
 				return -EINVAL;
-			pg_cfi_set(row, reg,
-				   op == PG_CFA_UNDEFINED ? PG_REG_UNDEF
-							  : PG_REG_SAME, 0);
+			pg_cfi_set(row, reg, op == PG_CFA_UNDEFINED ? PG_REG_UNDEF : PG_REG_SAME,
+				   0);
 			continue;
 		case PG_CFA_REGISTER:
 			if (pg_cfi_uleb(&p, end, &reg) || pg_cfi_uleb(&p, end, &u))
@@ -583,15 +561,14 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p,
 			p += u;
 			row->cfa_expr = 1;
 			continue;
-		default:
-			return -EINVAL;
+		default: return -EINVAL;
 		}
-advance:
+	advance:
 		loc += adv * c->code_align;
 		if (loc > target)
 			return 0;
 		continue;
-restore:
+	restore:
 		pg_cfi_restore(row, reg, init);
 	}
 	return 0;
@@ -604,8 +581,7 @@ struct pg_unwind_phdr_find {
 	const uint8_t *hdr;
 };
 
-static int pg_unwind_phdr_cb(struct dl_phdr_info *info, size_t size,
-			     void *arg)
+static int pg_unwind_phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct pg_unwind_phdr_find *f = arg;
 	const ElfW(Phdr) *eh = NULL;
@@ -615,8 +591,7 @@ static int pg_unwind_phdr_cb(struct dl_phdr_info *info, size_t size,
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
-		if (ph->p_type == PT_LOAD &&
-		    f->pc - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz)
+		if (ph->p_type == PT_LOAD && f->pc - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz)
 			in = 1;
 		else if (ph->p_type == PT_GNU_EH_FRAME)
 			eh = ph;
@@ -689,8 +664,7 @@ static const uint8_t *pg_unwind_fde(const uint8_t *hdr, uintptr_t pc)
 		q = body + 4;
 		if (cie_off && !pg_cfi_parse_cie(body - cie_off, &c) &&
 		    !pg_cfi_ptr(c.fde_enc, &q, eend, 0, &begin) &&
-		    !pg_cfi_ptr(c.fde_enc & 0x0f, &q, eend, 0, &range) &&
-		    pc - begin < range)
+		    !pg_cfi_ptr(c.fde_enc & 0x0f, &q, eend, 0, &range) && pc - begin < range)
 			return e;
 		e = eend;
 	}
@@ -718,8 +692,7 @@ static struct pg_unwind_rule pg_unwind_rule_compute(uintptr_t pc)
 	p = body + 4;
 	if (!cie_off || pg_cfi_parse_cie(body - cie_off, &c) ||
 	    pg_cfi_ptr(c.fde_enc, &p, end, 0, &begin) ||
-	    pg_cfi_ptr(c.fde_enc & 0x0f, &p, end, 0, &range) ||
-	    target - begin >= range)
+	    pg_cfi_ptr(c.fde_enc & 0x0f, &p, end, 0, &range) || target - begin >= range)
 		return stop;
 	/* Signal frames (__restore_rt): the caller's registers are in a
 	 * ucontext, reached by expressions; the walk ends here. */
@@ -747,12 +720,12 @@ static struct pg_unwind_rule pg_unwind_rule_compute(uintptr_t pc)
 	if (row.cfa_reg == PG_DW_RBP)
 		r.flags |= PG_UNWIND_CFA_RBP;
 	/* Undefined: the outermost frame (_start, clone3 mark it so). */
-	if (row.ra.how != PG_REG_OFFSET || row.ra.off < INT8_MIN ||
-	    row.ra.off > INT8_MAX || (row.ra.off & 7))
+	if (row.ra.how != PG_REG_OFFSET || row.ra.off < INT8_MIN || row.ra.off > INT8_MAX ||
+	    (row.ra.off & 7))
 		return stop;
 	r.ra_off = (int8_t)row.ra.off;
-	if (row.rbp.how == PG_REG_OFFSET && row.rbp.off >= INT16_MIN &&
-	    row.rbp.off <= INT16_MAX && !(row.rbp.off & 7)) {
+	if (row.rbp.how == PG_REG_OFFSET && row.rbp.off >= INT16_MIN && row.rbp.off <= INT16_MAX &&
+	    !(row.rbp.off & 7)) {
 		r.flags |= PG_UNWIND_RBP_SAVED;
 		r.rbp_off = (int16_t)row.rbp.off;
 	} else if (row.rbp.how != PG_REG_SAME) {
@@ -765,25 +738,20 @@ static struct pg_unwind_rule pg_unwind_rule_compute(uintptr_t pc)
 
 static inline uint32_t pg_unwind_hash(uintptr_t pc)
 {
-	return (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >>
-			  (64 - PG_UNWIND_SLOT_BITS));
+	return (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >> (64 - PG_UNWIND_SLOT_BITS));
 }
 
-static __attribute__((noinline, cold)) struct pg_unwind_rule
-pg_unwind_miss(uintptr_t pc)
+static __attribute__((noinline, cold)) struct pg_unwind_rule pg_unwind_miss(uintptr_t pc)
 {
 	struct pg_unwind_rule r = pg_unwind_rule_compute(pc);
 	uint32_t i = pg_unwind_hash(pc);
 
-	for (int n = 0; n < PG_UNWIND_PROBES;
-	     n++, i = (i + 1) & (PG_UNWIND_SLOTS - 1)) {
+	for (int n = 0; n < PG_UNWIND_PROBES; n++, i = (i + 1) & (PG_UNWIND_SLOTS - 1)) {
 		struct pg_unwind_slot *s = &pg_unwind_cache[i];
 		uintptr_t k = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
 
-		if (k == 0 &&
-		    __atomic_compare_exchange_n(&s->key, &k, PG_UNWIND_BUSY, 0,
-						__ATOMIC_ACQUIRE,
-						__ATOMIC_ACQUIRE)) {
+		if (k == 0 && __atomic_compare_exchange_n(&s->key, &k, PG_UNWIND_BUSY, 0,
+							  __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
 			s->rule = r;
 			__atomic_store_n(&s->key, pc, __ATOMIC_RELEASE);
 			break;
@@ -800,8 +768,7 @@ static inline struct pg_unwind_rule pg_unwind_rule_get(uintptr_t pc)
 {
 	uint32_t i = pg_unwind_hash(pc);
 
-	for (int n = 0; n < PG_UNWIND_PROBES;
-	     n++, i = (i + 1) & (PG_UNWIND_SLOTS - 1)) {
+	for (int n = 0; n < PG_UNWIND_PROBES; n++, i = (i + 1) & (PG_UNWIND_SLOTS - 1)) {
 		const struct pg_unwind_slot *s = &pg_unwind_cache[i];
 		uintptr_t k = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
 

@@ -16,9 +16,9 @@
 
 #include "policy/policy.h"
 
-#define CHECK(x)                         \
-	do {                             \
-		if (!(x))                \
+#define CHECK(x)                          \
+	do {                              \
+		if (!(x))                 \
 			__builtin_trap(); \
 	} while (0)
 
@@ -42,8 +42,7 @@ static uint64_t rng_next(struct rng *r)
 }
 
 /* The reference matcher: written from docs/policy.md, not from policy.c. */
-static int ref_match(const struct pg_policy *p, int family, const uint8_t *addr,
-		     uint16_t port)
+static int ref_match(const struct pg_policy *p, int family, const uint8_t *addr, uint16_t port)
 {
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	uint8_t a[16];
@@ -67,8 +66,7 @@ static int ref_match(const struct pg_policy *p, int family, const uint8_t *addr,
 	return -1;
 }
 
-static void check_match(const struct pg_policy *p, int family, const uint8_t *addr,
-			uint16_t port)
+static void check_match(const struct pg_policy *p, int family, const uint8_t *addr, uint16_t port)
 {
 	struct sockaddr_in in;
 	struct sockaddr_in6 in6;
@@ -108,8 +106,7 @@ static void check_error(const uint8_t *data, size_t size, const char *err)
 	/* A short buffer gets a terminated prefix of the same message. */
 	errlen = 1 + size % sizeof(small);
 	memset(small, 'Z', sizeof(small));
-	CHECK(pg_policy_parse(&p, (const char *)data, size, FUZZ_FILE, small, errlen) ==
-	      -EINVAL);
+	CHECK(pg_policy_parse(&p, (const char *)data, size, FUZZ_FILE, small, errlen) == -EINVAL);
 	CHECK(strlen(small) == errlen - 1 || !strcmp(small, err));
 	CHECK(!strncmp(small, err, strlen(small)));
 	for (i = errlen; i < sizeof(small); i++)
@@ -187,7 +184,7 @@ static void check_policy(const struct pg_policy *p, struct rng *r)
 				CHECK(v == PG_POOL_FAIL);
 			else
 				CHECK(v == (waited / 1000000 >= rule->wait_ms ? PG_POOL_FAIL
-									       : PG_POOL_BLOCK));
+									      : PG_POOL_BLOCK));
 		}
 	}
 	/* Random peers. */
@@ -204,8 +201,8 @@ static void check_policy(const struct pg_policy *p, struct rng *r)
 	}
 	/* Shorthands only ever add; names and short addresses are harmless. */
 	{
-		static const char *const names[] = { "reuseaddr", "reuseport",
-						     "bind_no_port", "pool", "" };
+		static const char *const names[] = { "reuseaddr", "reuseport", "bind_no_port",
+						     "pool", "" };
 		struct pg_policy q2 = *p;
 		uint64_t x = rng_next(r);
 		int rc = pg_policy_set_flag(&q2, names[x % 5], (int)(x >> 8) % 3);
@@ -237,8 +234,8 @@ static void check_policy(const struct pg_policy *p, struct rng *r)
 		CHECK(!!(m & PG_BIND_SET_REUSEADDR) == p->flag[PG_POLICY_REUSEADDR]);
 		CHECK(!!(m & PG_BIND_SET_REUSEPORT) == p->flag[PG_POLICY_REUSEPORT]);
 		CHECK(!!(m & PG_BIND_SET_NO_PORT) == p->flag[PG_POLICY_BIND_NO_PORT]);
-		CHECK(pg_policy_decide_bind(p, SOCK_DGRAM, 0, (struct sockaddr *)&in,
-					    sizeof(in)) == 0);
+		CHECK(pg_policy_decide_bind(p, SOCK_DGRAM, 0, (struct sockaddr *)&in, sizeof(in)) ==
+		      0);
 	}
 }
 

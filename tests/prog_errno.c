@@ -13,22 +13,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SHOW(expr)                                                                             \
-	do {                                                                                   \
-		errno = 0;                                                                     \
-		long r_ = (long)(expr);                                                        \
-		printf("%-60s = %ld errno=%s\n", #expr, r_, r_ < 0 ? strerrorname_np(errno) : "-"); \
+#define SHOW(expr)                                             \
+	do {                                                   \
+		errno = 0;                                     \
+		long r_ = (long)(expr);                        \
+		printf("%-60s = %ld errno=%s\n", #expr, r_,    \
+		       r_ < 0 ? strerrorname_np(errno) : "-"); \
 	} while (0)
 
 static struct sockaddr_in loop(unsigned short port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	return a;
 }
 
-static void on_usr2(int sig) { (void)sig; }
+static void on_usr2(int sig)
+{
+	(void)sig;
+}
 
 int main(void)
 {
@@ -110,8 +114,9 @@ int main(void)
 	SHOW(setrlimit(RLIMIT_NOFILE, &rl));
 	for (int i = 0; i < 80; i++) {
 		errno = 0;
-		int fd = i % 3 == 0 ? socket(AF_INET, SOCK_DGRAM, 0) : i % 3 == 1 ? dup(s) :
-			 fcntl(s, F_DUPFD, 0);
+		int fd = i % 3 == 0   ? socket(AF_INET, SOCK_DGRAM, 0)
+			 : i % 3 == 1 ? dup(s)
+				      : fcntl(s, F_DUPFD, 0);
 		printf("%d:%d:%s ", i, fd, fd < 0 ? strerrorname_np(errno) : "-");
 	}
 	printf("\n");

@@ -32,10 +32,11 @@ static int tcp(void)
 static void send_fd(int over, int fd)
 {
 	char byte = 'x';
-	struct iovec iov = {&byte, 1};
+	struct iovec iov = { &byte, 1 };
 	char ctl[CMSG_SPACE(sizeof(int))];
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			   .msg_controllen = sizeof(ctl)};
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
 	c->cmsg_level = SOL_SOCKET;
@@ -49,10 +50,11 @@ static void send_fd(int over, int fd)
 static int recv_fd(int over)
 {
 	char byte;
-	struct iovec iov = {&byte, 1};
+	struct iovec iov = { &byte, 1 };
 	char ctl[CMSG_SPACE(sizeof(int))];
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			   .msg_controllen = sizeof(ctl)};
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	int fd;
 
 	if (recvmsg(over, &m, 0) != 1)
@@ -118,7 +120,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(s, "raw_close")) { /* closed_unseen 1 */
 		int a = tcp();
 		syscall(SYS_close, a);
-	} else if (!strcmp(s, "raw_close_reuse")) { /* closed_unseen 1, the number reused by a file */
+	} else if (!strcmp(s,
+			   "raw_close_reuse")) { /* closed_unseen 1, the number reused by a file */
 		int a = tcp();
 		syscall(SYS_close, a);
 		if (open("/dev/null", O_RDONLY) != a)
@@ -169,13 +172,14 @@ int main(int argc, char **argv)
 		int a = tcp();
 		pid_t pid;
 		posix_spawn_file_actions_t fa;
-		char *child[] = {(char *)"true", NULL};
+		char *child[] = { (char *)"true", NULL };
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_addclose(&fa, a);
 		if (posix_spawnp(&pid, "true", &fa, NULL, child, environ) != 0)
 			return 1;
 		waitpid(pid, NULL, 0);
-	} else if (!strcmp(s, "fork_storm")) { /* fork while another thread churns and signals land */
+	} else if (!strcmp(s,
+			   "fork_storm")) { /* fork while another thread churns and signals land */
 		pthread_t t;
 		pthread_create(&t, NULL, busy, NULL);
 		for (int i = 0; i < 200; i++) {
@@ -191,7 +195,7 @@ int main(int argc, char **argv)
 		pthread_join(t, NULL);
 		printf("forked 200\n");
 	} else if (!strcmp(s, "bind_no_port")) { /* the port a bind-before-connect client sees */
-		struct sockaddr_in a = {.sin_family = AF_INET}, b;
+		struct sockaddr_in a = { .sin_family = AF_INET }, b;
 		socklen_t len = sizeof(a);
 		int l = tcp(), c = tcp();
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -200,15 +204,18 @@ int main(int argc, char **argv)
 			return 1;
 		b = a;
 		b.sin_port = 0;
-		if (bind(c, (struct sockaddr *)&b, sizeof(b)) || getsockname(c, (struct sockaddr *)&b, &len))
+		if (bind(c, (struct sockaddr *)&b, sizeof(b)) ||
+		    getsockname(c, (struct sockaddr *)&b, &len))
 			return 1;
 		printf("after bind %d", ntohs(b.sin_port));
-		if (connect(c, (struct sockaddr *)&a, sizeof(a)) || getsockname(c, (struct sockaddr *)&b, &len))
+		if (connect(c, (struct sockaddr *)&a, sizeof(a)) ||
+		    getsockname(c, (struct sockaddr *)&b, &len))
 			return 1;
 		printf(", after connect %s\n", ntohs(b.sin_port) ? "a port" : "0");
 		close(c);
 		close(l);
-	} else if (!strcmp(s, "slowleak")) { /* a slow leak: one socket every 20 ms, until SIGTERM */
+	} else if (!strcmp(s,
+			   "slowleak")) { /* a slow leak: one socket every 20 ms, until SIGTERM */
 		signal(SIGTERM, on_term);
 		printf("ready\n");
 		fflush(stdout);

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static struct sockaddr_in srv = {.sin_family = AF_INET};
+static struct sockaddr_in srv = { .sin_family = AF_INET };
 static int lfd, per, hold_us, nonblock;
 static int cur, peak, ok, failed, eaddrnotavail;
 
@@ -36,15 +36,16 @@ static void *worker(void *arg)
 		int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
 		int rc = connect(fd, (struct sockaddr *)&srv, sizeof(srv));
 		if (rc < 0 && errno == EINPROGRESS) {
-			struct pollfd p = {fd, POLLOUT, 0};
+			struct pollfd p = { fd, POLLOUT, 0 };
 			poll(&p, 1, 5000);
 			rc = 0;
 		}
 		if (rc == 0) {
 			int now = __atomic_add_fetch(&cur, 1, __ATOMIC_SEQ_CST);
 			int old = __atomic_load_n(&peak, __ATOMIC_SEQ_CST);
-			while (now > old && !__atomic_compare_exchange_n(&peak, &old, now, 0,
-									   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			while (now > old &&
+			       !__atomic_compare_exchange_n(&peak, &old, now, 0, __ATOMIC_SEQ_CST,
+							    __ATOMIC_SEQ_CST))
 				;
 			__atomic_add_fetch(&ok, 1, __ATOMIC_SEQ_CST);
 			usleep((useconds_t)hold_us);

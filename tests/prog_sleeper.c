@@ -12,8 +12,16 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t handled, done;
-static void on_sig(int sig) { (void)sig; handled++; }
-static void on_term(int sig) { (void)sig; done = 1; }
+static void on_sig(int sig)
+{
+	(void)sig;
+	handled++;
+}
+static void on_term(int sig)
+{
+	(void)sig;
+	done = 1;
+}
 
 sighandler_t bsd_signal(int sig, sighandler_t h);
 
@@ -45,17 +53,19 @@ int main(int argc, char **argv)
 				return 4;
 			/* The program must see its own previous action (the default),
 			 * never the library's handler. */
-			printf("previous action was %s\n",
-			       old.sa_handler == SIG_DFL ? "SIG_DFL" :
-			       old.sa_handler == SIG_IGN ? "SIG_IGN" : "a handler");
+			printf("previous action was %s\n", old.sa_handler == SIG_DFL ? "SIG_DFL"
+							   : old.sa_handler == SIG_IGN
+							       ? "SIG_IGN"
+							       : "a handler");
 		} else {
-			sighandler_t prev = !strcmp(api, "signal") ? signal(hsig, on_sig) :
-					    !strcmp(api, "sysv") ? sysv_signal(hsig, on_sig) :
-					    !strcmp(api, "bsd") ? bsd_signal(hsig, on_sig) :
-					    sigset(hsig, on_sig);
-			printf("previous action was %s\n",
-			       prev == SIG_DFL ? "SIG_DFL" : prev == SIG_IGN ? "SIG_IGN" :
-			       prev == SIG_ERR ? "SIG_ERR" : "a handler");
+			sighandler_t prev = !strcmp(api, "signal") ? signal(hsig, on_sig)
+					    : !strcmp(api, "sysv") ? sysv_signal(hsig, on_sig)
+					    : !strcmp(api, "bsd")  ? bsd_signal(hsig, on_sig)
+								   : sigset(hsig, on_sig);
+			printf("previous action was %s\n", prev == SIG_DFL   ? "SIG_DFL"
+							   : prev == SIG_IGN ? "SIG_IGN"
+							   : prev == SIG_ERR ? "SIG_ERR"
+									     : "a handler");
 		}
 	}
 	signal(SIGTERM, on_term);

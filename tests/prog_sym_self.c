@@ -1,3 +1,5 @@
+/* clang-format off: these tests compare source lines (__LINE__ offsets);
+ * the layout is part of what they check. */
 /* Symbolizes return addresses inside itself and prints what it found, so that
  * tests/test_symbolize.c can run copies of it stripped, with a .gnu_debuglink,
  * or with its debug file under a build-id directory.

@@ -124,7 +124,8 @@ static void connect_pair(const struct listener *l, int mapped, int *client, int 
 		m.sin6_family = AF_INET6;
 		m.sin6_port = ((const struct sockaddr_in *)&l->sa)->sin_port;
 		m.sin6_addr.s6_addr[10] = m.sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&m.sin6_addr.s6_addr[12], &((const struct sockaddr_in *)&l->sa)->sin_addr, 4);
+		memcpy(&m.sin6_addr.s6_addr[12], &((const struct sockaddr_in *)&l->sa)->sin_addr,
+		       4);
 		to = (const struct sockaddr *)&m;
 		len = sizeof(m);
 		family = AF_INET6;
@@ -176,8 +177,9 @@ int main(int argc, char **argv)
 			break;
 		}
 		default:
-			fprintf(stderr, "usage: prog_tool_churn [-a ADDR]... [-P N] [-t N] [-e N] [-w N] "
-					"[-m N] [-r] [-T SEC]\n");
+			fprintf(stderr,
+				"usage: prog_tool_churn [-a ADDR]... [-P N] [-t N] [-e N] [-w N] "
+				"[-m N] [-r] [-T SEC]\n");
 			return 2;
 		}
 	}

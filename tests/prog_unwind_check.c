@@ -36,13 +36,12 @@ static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long n_checks, n_equal, n_frames, n_max_depth;
 static int n_printed;
 
-static void print_frames(const char *where, void *const *ref, int nref,
-			 const uintptr_t *got, int ngot)
+static void print_frames(const char *where, void *const *ref, int nref, const uintptr_t *got,
+			 int ngot)
 {
 	int rows = nref > ngot ? nref : ngot;
 
-	fprintf(stderr, "prog_unwind_check: %s differs (backtrace | pg_unwind):\n",
-		where);
+	fprintf(stderr, "prog_unwind_check: %s differs (backtrace | pg_unwind):\n", where);
 	for (int i = 0; i < rows; i++) {
 		Dl_info a, b;
 		int ha = i < nref && dladdr(ref[i], &a);
@@ -51,8 +50,7 @@ static void print_frames(const char *where, void *const *ref, int nref,
 		fprintf(stderr, "  %2d %#14lx %-28s %s %#14lx %s\n", i,
 			i < nref ? (unsigned long)(uintptr_t)ref[i] : 0ul,
 			ha && a.dli_sname ? a.dli_sname : "?",
-			i < nref && i < ngot && got[i] == (uintptr_t)ref[i] ? "=="
-									      : "!=",
+			i < nref && i < ngot && got[i] == (uintptr_t)ref[i] ? "==" : "!=",
 			i < ngot ? (unsigned long)got[i] : 0ul,
 			hb && b.dli_sname ? b.dli_sname : "?");
 	}
@@ -98,8 +96,7 @@ static void summary(void)
 
 int socket(int domain, int type, int protocol);
 
-__attribute__((visibility("default"))) int socket(int domain, int type,
-						  int protocol)
+__attribute__((visibility("default"))) int socket(int domain, int type, int protocol)
 {
 	static int (*real)(int, int, int);
 
@@ -154,8 +151,7 @@ static ssize_t cookie_write(void *c, const char *buf, size_t size)
 	return (ssize_t)size;
 }
 
-static int pf_print(FILE *f, const struct printf_info *info,
-		    const void *const *args)
+static int pf_print(FILE *f, const struct printf_info *info, const void *const *args)
 {
 	(void)info;
 	(void)args;
@@ -163,8 +159,7 @@ static int pf_print(FILE *f, const struct printf_info *info,
 	return fprintf(f, "W");
 }
 
-static int pf_arginfo(const struct printf_info *info, size_t n, int *types,
-		      int *size)
+static int pf_arginfo(const struct printf_info *info, size_t n, int *types, int *size)
 {
 	(void)info;
 	(void)size;

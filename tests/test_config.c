@@ -63,13 +63,14 @@ static void test_config_every_key(void **state)
 	struct warnings w;
 
 	(void)state;
-	assert_int_equal(parse(&c,
-			       "log_path=/tmp/pg format=json:report_at_exit=0\treport_signal=USR2 "
-			       "stack_depth=64 exitcode=23 ignore_listening=1 min_age_ms=1500 "
-			       "suppressions=/s.supp symbolize=0 policy=/p.policy verbosity=2 strict=1 "
-			       "reuseaddr=1 reuseport=1 bind_no_port=1",
-			       &w),
-			 0);
+	assert_int_equal(
+	    parse(&c,
+		  "log_path=/tmp/pg format=json:report_at_exit=0\treport_signal=USR2 "
+		  "stack_depth=64 exitcode=23 ignore_listening=1 min_age_ms=1500 "
+		  "suppressions=/s.supp symbolize=0 policy=/p.policy verbosity=2 strict=1 "
+		  "reuseaddr=1 reuseport=1 bind_no_port=1",
+		  &w),
+	    0);
 	assert_int_equal(c.dest, PG_DEST_PATH);
 	assert_string_equal(c.log_path, "/tmp/pg");
 	assert_int_equal(c.format, PG_FORMAT_JSON);
@@ -111,18 +112,21 @@ static void test_config_bad_values_warn_and_keep_default(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&c, "format=xml", &w), 1);
-	assert_string_equal(w.last, "PORTGUARD_OPTIONS: format must be text or json, got 'xml'; using text");
+	assert_string_equal(
+	    w.last, "PORTGUARD_OPTIONS: format must be text or json, got 'xml'; using text");
 	assert_int_equal(c.format, PG_FORMAT_TEXT);
 
 	assert_int_equal(parse(&c, "stack_depth=65", &w), 1);
-	assert_string_equal(w.last, "PORTGUARD_OPTIONS: stack_depth must be a whole number from 0 to 64, got '65'; using 16");
+	assert_string_equal(w.last, "PORTGUARD_OPTIONS: stack_depth must be a whole number from 0 "
+				    "to 64, got '65'; using 16");
 	assert_int_equal(c.stack_depth, 16);
 
 	assert_int_equal(parse(&c, "stack_depth=-1 exitcode=abc exitcode=256", &w), 3);
 	assert_int_equal(c.exitcode, 0);
 
 	assert_int_equal(parse(&c, "report_at_exit=yes", &w), 1);
-	assert_string_equal(w.last, "PORTGUARD_OPTIONS: report_at_exit must be 0 or 1, got 'yes'; using 1");
+	assert_string_equal(w.last,
+			    "PORTGUARD_OPTIONS: report_at_exit must be 0 or 1, got 'yes'; using 1");
 
 	assert_int_equal(parse(&c, "report_signal=KILL", &w), 1);
 	assert_int_equal(c.report_signal, SIGUSR1);
@@ -150,8 +154,9 @@ static void test_config_unknown_and_malformed(void **state)
 	assert_int_equal(parse(&c, " :: \t ", &w), 0);
 	/* one line per problem */
 	assert_int_equal(parse(&c, "a=1:b=2 format=x", &w), 3);
-	assert_string_equal(w.all, "PORTGUARD_OPTIONS: unknown key 'a'\nPORTGUARD_OPTIONS: unknown key 'b'\n"
-				   "PORTGUARD_OPTIONS: format must be text or json, got 'x'; using text\n");
+	assert_string_equal(
+	    w.all, "PORTGUARD_OPTIONS: unknown key 'a'\nPORTGUARD_OPTIONS: unknown key 'b'\n"
+		   "PORTGUARD_OPTIONS: format must be text or json, got 'x'; using text\n");
 }
 
 static void test_config_secure_ignores_paths(void **state)
@@ -162,7 +167,8 @@ static void test_config_secure_ignores_paths(void **state)
 	(void)state;
 	memset(&w, 0, sizeof(w));
 	pg_config_defaults(&c);
-	assert_int_equal(pg_config_parse(&c, "log_path=/tmp/x policy=/p suppressions=/s format=json", 1,
+	assert_int_equal(pg_config_parse(&c,
+					 "log_path=/tmp/x policy=/p suppressions=/s format=json", 1,
 					 collect, &w),
 			 3);
 	assert_int_equal(c.dest, PG_DEST_STDERR);

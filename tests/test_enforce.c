@@ -52,17 +52,21 @@ static void run_pool(const char *policy, const char *threads, const char *per, c
 		     const char *nonblock, struct pool_result *res)
 {
 	char opts[PATH_MAX * 2];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {(char *)pgt_path("build/tests/prog_pool"), (char *)threads, (char *)per,
-			(char *)hold, (char *)nonblock, NULL};
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/tests/prog_pool"),
+			 (char *)threads,
+			 (char *)per,
+			 (char *)hold,
+			 (char *)nonblock,
+			 NULL };
 	struct pgt_run r;
 
-	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=policy=%s log_path=%s/r format=json", policy,
-		 dir);
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=policy=%s log_path=%s/r format=json",
+		 policy, dir);
 	pgt_run(&r, argv, env, 1);
 	assert_int_equal(r.status, 0);
-	assert_int_equal(sscanf(r.out, "peak=%d ok=%d failed=%d eaddrnotavail=%d", &res->peak, &res->ok,
-				&res->failed, &res->eaddrnotavail),
+	assert_int_equal(sscanf(r.out, "peak=%d ok=%d failed=%d eaddrnotavail=%d", &res->peak,
+				&res->ok, &res->failed, &res->eaddrnotavail),
 			 4);
 	res->rep = pgt_report_of(dir, r.pid, "exit", 0);
 	assert_non_null(res->rep);
@@ -100,8 +104,8 @@ static void test_enforce_pool_fail(void **state)
 
 	(void)state;
 	clear_reports();
-	run_pool(write_policy("fail", "pool 127.0.0.1:* max=3 mode=fail\n"), "8", "25", "2000", NULL,
-		 &res);
+	run_pool(write_policy("fail", "pool 127.0.0.1:* max=3 mode=fail\n"), "8", "25", "2000",
+		 NULL, &res);
 	assert_true(res.peak <= 3);
 	assert_true(res.failed > 0);
 	assert_int_equal(res.failed, res.eaddrnotavail);
@@ -117,8 +121,8 @@ static void test_enforce_pool_block(void **state)
 
 	(void)state;
 	clear_reports();
-	run_pool(write_policy("block", "pool 127.0.0.1:* max=3 mode=block wait_ms=10000\n"), "8", "25",
-		 "2000", NULL, &res);
+	run_pool(write_policy("block", "pool 127.0.0.1:* max=3 mode=block wait_ms=10000\n"), "8",
+		 "25", "2000", NULL, &res);
 	assert_true(res.peak <= 3);
 	assert_int_equal(res.failed, 0);
 	assert_int_equal(res.ok, 200);
@@ -129,8 +133,8 @@ static void test_enforce_pool_block(void **state)
 
 	/* a wait that runs out fails as mode=fail does */
 	clear_reports();
-	run_pool(write_policy("block1", "pool * max=1 mode=block wait_ms=1\n"), "4", "10", "20000", NULL,
-		 &res);
+	run_pool(write_policy("block1", "pool * max=1 mode=block wait_ms=1\n"), "4", "10", "20000",
+		 NULL, &res);
 	assert_true(res.peak <= 1);
 	assert_true(res.eaddrnotavail > 0);
 	assert_int_equal(pgt_int(res.rep, "policy.pool_denials"), res.eaddrnotavail);
@@ -138,8 +142,8 @@ static void test_enforce_pool_block(void **state)
 
 	/* a non-blocking socket never waits */
 	clear_reports();
-	run_pool(write_policy("block2", "pool * max=2 mode=block wait_ms=10000\n"), "6", "10", "5000",
-		 "nonblock", &res);
+	run_pool(write_policy("block2", "pool * max=2 mode=block wait_ms=10000\n"), "6", "10",
+		 "5000", "nonblock", &res);
 	assert_true(res.peak <= 2);
 	assert_true(res.eaddrnotavail > 0);
 	assert_int_equal(pgt_int(res.rep, "policy.pool_waits"), 0);
@@ -152,8 +156,8 @@ static void test_enforce_pool_warn(void **state)
 
 	(void)state;
 	clear_reports();
-	run_pool(write_policy("warn", "pool [::1]:* max=1 mode=fail\npool * max=3 mode=warn\n"), "8", "25",
-		 "2000", NULL, &res);
+	run_pool(write_policy("warn", "pool [::1]:* max=1 mode=fail\npool * max=3 mode=warn\n"),
+		 "8", "25", "2000", NULL, &res);
 	assert_true(res.peak > 3); /* warn only */
 	assert_int_equal(res.failed, 0);
 	assert_int_equal(events("pool_limit"), 1);
@@ -162,7 +166,7 @@ static void test_enforce_pool_warn(void **state)
 
 static int free_port(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
@@ -179,7 +183,7 @@ static int free_port(void)
 static int legacy_run(int port, int policy, int *served)
 {
 	char p[16], opts[PATH_MAX];
-	char *argv[] = {(char *)pgt_path("build/examples/legacy_server"), p, NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/legacy_server"), p, NULL };
 	int pfd[2], st;
 	pid_t pid;
 
@@ -204,12 +208,13 @@ static int legacy_run(int port, int policy, int *served)
 	line[n > 0 ? n : 0] = 0;
 	*served = 0;
 	if (strstr(line, "listening")) {
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((unsigned short)port) };
 		char buf[128];
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && write(fd, "GET /\r\n\r\n", 9) == 9 &&
-		    read(fd, buf, sizeof(buf)) > 0)
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		    write(fd, "GET /\r\n\r\n", 9) == 9 && read(fd, buf, sizeof(buf)) > 0)
 			*served = 1;
 		/* Read to the end: the server closes first, so the TIME_WAIT is
 		 * on its side, on its listening port. */
@@ -251,9 +256,9 @@ static void test_enforce_reuseaddr_restart(void **state)
 
 static void test_enforce_bind_no_port(void **state)
 {
-	char *argv[] = {(char *)pgt_path("build/tests/prog_lifecycle"), "bind_no_port", NULL};
+	char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), "bind_no_port", NULL };
 	char opts[PATH_MAX];
-	const char *env[] = {opts, NULL};
+	const char *env[] = { opts, NULL };
 	struct pgt_run r;
 	json_t *rep;
 
@@ -262,7 +267,8 @@ static void test_enforce_bind_no_port(void **state)
 	assert_true(strncmp(r.out, "after bind 0,", 13) != 0);
 	assert_non_null(strstr(r.out, ", after connect a port\n"));
 	pgt_run_free(&r);
-	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=bind_no_port=1 log_path=%s/r format=json", dir);
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=bind_no_port=1 log_path=%s/r format=json",
+		 dir);
 	pgt_run(&r, argv, env, 1);
 	/* the documented caveat: the port is chosen at connect */
 	assert_string_equal(r.out, "after bind 0, after connect a port\n");
@@ -277,8 +283,8 @@ static void test_enforce_bind_no_port(void **state)
 static void test_enforce_churn_counted_and_foretold(void **state)
 {
 	char opts[PATH_MAX * 2];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {(char *)pgt_path("build/examples/churn_client"), "1500", "1", NULL};
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/examples/churn_client"), "1500", "1", NULL };
 	struct pgt_run r;
 	json_t *rep, *d;
 
@@ -313,9 +319,10 @@ static void test_enforce_churn_counted_and_foretold(void **state)
 static void test_enforce_invalid_policy(void **state)
 {
 	char opts[PATH_MAX * 2];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {(char *)pgt_path("build/tests/prog_pool"), "2", "5", "100", NULL};
-	const char *bad = write_policy("bad", "reuseaddr on\npool 127.0.0.1:* max=zero mode=fail\n");
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/tests/prog_pool"), "2", "5", "100", NULL };
+	const char *bad =
+	    write_policy("bad", "reuseaddr on\npool 127.0.0.1:* max=zero mode=fail\n");
 	char want[PATH_MAX + 32];
 	struct pgt_run r;
 	json_t *rep;
@@ -324,15 +331,16 @@ static void test_enforce_invalid_policy(void **state)
 	(void)state;
 	clear_reports();
 	snprintf(want, sizeof(want), "portguard: %s:2: ", bad);
-	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=policy=%s log_path=%s/r format=json", bad, dir);
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=policy=%s log_path=%s/r format=json", bad,
+		 dir);
 	pgt_run(&r, argv, env, 1);
 	/* one line naming FILE:LINE; the program runs; nothing applied */
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.err, want));
 	sscanf(r.out, "peak=%d", &peak);
 	rep = pgt_report_of(dir, r.pid, "exit", 0);
-	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(rep, "policy"), "error")),
-			       ":2: "));
+	assert_non_null(strstr(
+	    json_string_value(json_object_get(json_object_get(rep, "policy"), "error")), ":2: "));
 	assert_int_equal(pgt_int(rep, "policy.reuseaddr_applied"), 0);
 	assert_int_equal(events("policy_error"), 1);
 	json_decref(rep);
@@ -350,7 +358,8 @@ static void test_enforce_invalid_policy(void **state)
 	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=policy=%s/none", dir);
 	pgt_run(&r, argv, env, 1);
 	assert_int_equal(r.status, 0);
-	assert_non_null(strstr(r.err, "cannot read: No such file or directory; policy not applied"));
+	assert_non_null(
+	    strstr(r.err, "cannot read: No such file or directory; policy not applied"));
 	pgt_run_free(&r);
 }
 

@@ -38,7 +38,7 @@ static json_t *run_json(struct pgt_run *r, char *const argv[], const char *extra
 {
 	char *dir = pgt_tmpdir();
 	char opts[PATH_MAX + 256];
-	const char *env[] = {opts, NULL};
+	const char *env[] = { opts, NULL };
 	json_t *rep = NULL;
 	char cmd[PATH_MAX + 64];
 	FILE *ls;
@@ -85,7 +85,7 @@ static void assert_same_as_bare(char *const argv[], const struct pgt_run *with)
 
 static void test_integration_leaky_client(void **state)
 {
-	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
 	struct pgt_run r;
 	json_t *rep = run_json(&r, argv, NULL), *site;
 
@@ -102,7 +102,7 @@ static void test_integration_leaky_client(void **state)
 	assert_true(json_array_size(json_object_get(site, "frames")) >= 2);
 	assert_string_equal(json_string_value(json_object_get(rep, "exe")), argv[0]);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(site, "sockets"), 0), "protocol")),
+				json_array_get(json_object_get(site, "sockets"), 0), "protocol")),
 			    "tcp");
 	assert_same_as_bare(argv, &r);
 	json_decref(rep);
@@ -111,7 +111,7 @@ static void test_integration_leaky_client(void **state)
 
 static void test_integration_leaky_server(void **state)
 {
-	char *argv[] = {(char *)pgt_path("build/examples/leaky_server"), NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/leaky_server"), NULL };
 	struct pgt_run r;
 	json_t *rep = run_json(&r, argv, NULL), *sock;
 
@@ -119,9 +119,8 @@ static void test_integration_leaky_server(void **state)
 	assert_non_null(rep);
 	assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
 	assert_true(pgt_adds_up(rep));
-	sock = json_array_get(json_object_get(json_array_get(json_object_get(rep, "sites"), 0),
-					      "sockets"),
-			      0);
+	sock = json_array_get(
+	    json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "sockets"), 0);
 	assert_string_equal(json_string_value(json_object_get(sock, "state")), "CLOSE_WAIT");
 	assert_non_null(strstr(json_string_value(json_object_get(sock, "local")), "127.0.0.1:"));
 	assert_same_as_bare(argv, &r);
@@ -131,7 +130,7 @@ static void test_integration_leaky_server(void **state)
 
 static void test_integration_python_three_leaks(void **state)
 {
-	char *argv[] = {(char *)real_python(), (char *)pgt_path("tests/leak3.py"), NULL};
+	char *argv[] = { (char *)real_python(), (char *)pgt_path("tests/leak3.py"), NULL };
 	struct pgt_run r;
 	json_t *rep;
 
@@ -158,7 +157,8 @@ static void *http_serve(void *arg)
 
 	for (int i = 0; i < n; i++) {
 		char req[2048];
-		static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n";
+		static const char resp[] =
+		    "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n";
 		int c = accept(http_fd, NULL, NULL);
 		if (c < 0)
 			break;
@@ -171,7 +171,7 @@ static void *http_serve(void *arg)
 
 static unsigned short http_start(pthread_t *t, int *requests)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -187,7 +187,7 @@ static unsigned short http_start(pthread_t *t, int *requests)
 static void test_integration_curl_no_leak(void **state)
 {
 	char url[64];
-	char *argv[] = {"curl", "-s", "--noproxy", "*", url, NULL};
+	char *argv[] = { "curl", "-s", "--noproxy", "*", url, NULL };
 	int requests = 2;
 	pthread_t t;
 	struct pgt_run r;
@@ -215,7 +215,7 @@ static void test_integration_curl_no_leak(void **state)
 static void test_integration_quiet_when_clean(void **state)
 {
 	char url[64];
-	char *argv[] = {"curl", "-s", "--noproxy", "*", url, NULL};
+	char *argv[] = { "curl", "-s", "--noproxy", "*", url, NULL };
 	int requests = 1;
 	pthread_t t;
 	struct pgt_run r;
@@ -234,7 +234,7 @@ static void test_integration_quiet_when_clean(void **state)
 
 static void test_integration_text_summary(void **state)
 {
-	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
 	struct pgt_run r;
 
 	(void)state;
@@ -244,7 +244,8 @@ static void test_integration_text_summary(void **state)
 	assert_non_null(strstr(r.err, "Leak of 2 socket(s)"));
 	assert_non_null(strstr(r.err, "    #0 0x"));
 	/* the last line */
-	assert_non_null(strstr(r.err, "\nSUMMARY: portguard: 2 socket(s) leaked from 1 call site(s).\n"));
+	assert_non_null(
+	    strstr(r.err, "\nSUMMARY: portguard: 2 socket(s) leaked from 1 call site(s).\n"));
 	assert_string_equal(strstr(r.err, "SUMMARY:"),
 			    "SUMMARY: portguard: 2 socket(s) leaked from 1 call site(s).\n");
 	pgt_run_free(&r);
@@ -252,11 +253,15 @@ static void test_integration_text_summary(void **state)
 
 static void test_integration_exitcode(void **state)
 {
-	char *leaky[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
-	char *by_exit[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-e", NULL};
-	char *failing[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-x", "5", NULL};
-	char *clean[] = {(char *)pgt_path("build/tests/prog_sleeper"), "-n", "0", "-s", "0", NULL};
-	const char *env[] = {"PORTGUARD_OPTIONS=exitcode=23", NULL};
+	char *leaky[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
+	char *by_exit[] = { (char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-e", NULL };
+	char *failing[] = {
+		(char *)pgt_path("build/tests/prog_sleeper"), "-s", "0", "-x", "5", NULL
+	};
+	char *clean[] = {
+		(char *)pgt_path("build/tests/prog_sleeper"), "-n", "0", "-s", "0", NULL
+	};
+	const char *env[] = { "PORTGUARD_OPTIONS=exitcode=23", NULL };
 	struct pgt_run r;
 
 	(void)state;
@@ -324,7 +329,8 @@ static void check_signal_report(const char *api)
 		free(text);
 		if (rep) {
 			delay = pgt_now() - t0;
-			assert_string_equal(json_string_value(json_object_get(rep, "reason")), "signal");
+			assert_string_equal(json_string_value(json_object_get(rep, "reason")),
+					    "signal");
 			assert_int_equal(pgt_int(rep, "totals.leaked"), 2);
 			json_decref(rep);
 			break;
@@ -407,16 +413,18 @@ static void test_integration_signal_ignored(void **state)
 /* Bad options: one warning line each, defaults, the program runs. */
 static void test_integration_bad_options(void **state)
 {
-	char *argv[] = {"true", NULL};
-	const char *env[] = {"PORTGUARD_OPTIONS=format=xml bogus=1 stack_depth=99", NULL};
+	char *argv[] = { "true", NULL };
+	const char *env[] = { "PORTGUARD_OPTIONS=format=xml bogus=1 stack_depth=99", NULL };
 	struct pgt_run r;
 
 	(void)state;
 	pgt_run(&r, argv, env, 1);
 	assert_int_equal(r.status, 0);
-	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: format must be text or json, got 'xml'"));
+	assert_non_null(
+	    strstr(r.err, "portguard: PORTGUARD_OPTIONS: format must be text or json, got 'xml'"));
 	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: unknown key 'bogus'\n"));
-	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: stack_depth must be a whole number from 0 to 64, got '99'"));
+	assert_non_null(strstr(r.err, "portguard: PORTGUARD_OPTIONS: stack_depth must be a whole "
+				      "number from 0 to 64, got '99'"));
 	pgt_run_free(&r);
 }
 
@@ -425,7 +433,7 @@ static void test_integration_suppressions(void **state)
 {
 	char *dir = pgt_tmpdir();
 	char supp[PATH_MAX], opts[PATH_MAX * 2];
-	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
 	struct pgt_run r;
 	json_t *rep, *used;
 	FILE *f;
@@ -463,18 +471,21 @@ static void test_integration_suppressions(void **state)
 	/* text: the table before SUMMARY (a file report is always written) */
 	{
 		char opt2[PATH_MAX * 3];
-		const char *env[] = {opt2, NULL};
+		const char *env[] = { opt2, NULL };
 		f = fopen(supp, "w");
 		fputs("leak:leaky_client.c\n", f);
 		fclose(f);
-		snprintf(opt2, sizeof(opt2), "PORTGUARD_OPTIONS=suppressions=%s log_path=%s/t", supp, dir);
+		snprintf(opt2, sizeof(opt2), "PORTGUARD_OPTIONS=suppressions=%s log_path=%s/t",
+			 supp, dir);
 		pgt_run(&r, argv, env, 1);
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/t.%d", dir, r.pid);
 		char *text = pgt_read_file(path);
 		assert_non_null(text);
-		assert_non_null(strstr(text, "Suppressions used:\n  count template\n      2 leaky_client.c\n"));
-		assert_non_null(strstr(text, "SUMMARY: portguard: 0 socket(s) leaked from 0 call site(s).\n"));
+		assert_non_null(
+		    strstr(text, "Suppressions used:\n  count template\n      2 leaky_client.c\n"));
+		assert_non_null(
+		    strstr(text, "SUMMARY: portguard: 0 socket(s) leaked from 0 call site(s).\n"));
 		free(text);
 		pgt_run_free(&r);
 	}
@@ -482,7 +493,7 @@ static void test_integration_suppressions(void **state)
 	/* a bad file: one line naming FILE:LINE, nothing suppressed, the program runs */
 	{
 		char opt2[PATH_MAX * 2];
-		const char *env[] = {opt2, NULL};
+		const char *env[] = { opt2, NULL };
 		f = fopen(supp, "w");
 		fputs("leak:connect_to\nleak:\n", f);
 		fclose(f);
@@ -538,11 +549,11 @@ static void test_integration_file_line(void **state)
 	struct {
 		const char *function, *text;
 	} want[] = {
-		{"connect_to", "int fd = socket(AF_INET, SOCK_STREAM, 0);"},
-		{"fetch_record", "int fd = connect_to(port);"},
-		{"main", "if (fetch_record(ntohs(a.sin_port), id, buf, sizeof(buf)) == 0)"},
+		{ "connect_to", "int fd = socket(AF_INET, SOCK_STREAM, 0);" },
+		{ "fetch_record", "int fd = connect_to(port);" },
+		{ "main", "if (fetch_record(ntohs(a.sin_port), id, buf, sizeof(buf)) == 0)" },
 	};
-	char *argv[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *argv[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
 	struct pgt_run r;
 	json_t *rep = run_json(&r, argv, NULL), *frames;
 
@@ -575,8 +586,8 @@ static void test_integration_stripped_binary(void **state)
 {
 	char *dir = pgt_tmpdir();
 	char copy[PATH_MAX], cmd[PATH_MAX * 2 + 64];
-	char *argv[] = {copy, NULL};
-	char *orig[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
+	char *argv[] = { copy, NULL };
+	char *orig[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
 	struct pgt_run r;
 	json_t *rep, *f, *of;
 
@@ -585,7 +596,8 @@ static void test_integration_stripped_binary(void **state)
 	snprintf(cmd, sizeof(cmd), "strip -o %s %s", copy, orig[0]);
 	assert_int_equal(system(cmd), 0);
 	rep = run_json(&r, argv, NULL);
-	f = json_array_get(json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames"), 0);
+	f = json_array_get(
+	    json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames"), 0);
 	assert_string_equal(json_string_value(json_object_get(f, "module")), copy);
 	assert_non_null(json_string_value(json_object_get(f, "offset")));
 	assert_null(json_object_get(f, "file"));
@@ -593,7 +605,9 @@ static void test_integration_stripped_binary(void **state)
 	pgt_run_free(&r);
 	{
 		json_t *orep = run_json(&r, orig, NULL);
-		of = json_array_get(json_object_get(json_array_get(json_object_get(orep, "sites"), 0), "frames"), 0);
+		of = json_array_get(
+		    json_object_get(json_array_get(json_object_get(orep, "sites"), 0), "frames"),
+		    0);
 		assert_string_equal(json_string_value(json_object_get(f, "offset")),
 				    json_string_value(json_object_get(of, "offset")));
 		json_decref(orep);
@@ -614,10 +628,11 @@ static void test_integration_stripped_binary(void **state)
 /* Thread count of a child, from /proc/PID/status. */
 static void test_integration_single_threaded_without_sockets(void **state)
 {
-	char *nosock[] = {"sh", "-c", "grep Threads: /proc/self/status", NULL};
-	char *py[] = {(char *)real_python(), "-c",
-		      "import socket,threading; s=socket.socket(); print(open('/proc/self/status').read().split('Threads:')[1].split()[0])",
-		      NULL};
+	char *nosock[] = { "sh", "-c", "grep Threads: /proc/self/status", NULL };
+	char *py[] = { (char *)real_python(), "-c",
+		       "import socket,threading; s=socket.socket(); "
+		       "print(open('/proc/self/status').read().split('Threads:')[1].split()[0])",
+		       NULL };
 	struct pgt_run r;
 
 	(void)state;

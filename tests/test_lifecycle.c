@@ -31,8 +31,8 @@ static int teardown(void **state)
 static json_t *scenario(const char *name, struct pgt_run *r)
 {
 	char opts[PATH_MAX + 64];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {(char *)pgt_path("build/tests/prog_lifecycle"), (char *)name, NULL};
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), (char *)name, NULL };
 	json_t *rep;
 
 	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/r format=json", dir);
@@ -53,21 +53,21 @@ static void test_lifecycle_scenarios(void **state)
 {
 	static const struct expect table[] = {
 		/* name                    created closed unseen open leaked untracked dc */
-		{"dup", 1, 0, 0, 1, 1, 0, 0},
-		{"dup2", 2, 2, 0, 0, 0, 0, 0},
-		{"dup3-leak", 2, 1, 0, 1, 1, 0, 0},
-		{"fcntl", 1, 0, 0, 1, 1, 0, 0},
-		{"close_range", 5, 5, 0, 0, 0, 0, 0},
-		{"close_range_cloexec", 5, 0, 0, 5, 5, 0, 0},
-		{"closefrom", 5, 4, 0, 1, 1, 0, 0},
-		{"fclose", 1, 1, 0, 0, 0, 0, 0},
-		{"raw_close", 1, 0, 1, 0, 0, 0, 0},
-		{"raw_close_reuse", 1, 0, 1, 0, 0, 0, 0},
-		{"raw_close_socket_reuse", 1, 0, 1, 1, 0, 1, 0},
-		{"scm_rights", 2, 0, 0, 3, 2, 1, 0},
-		{"double_close", 1, 1, 0, 0, 0, 0, 1},
-		{"vfork", 1, 0, 0, 1, 1, 0, 0},
-		{"posix_spawn", 1, 0, 0, 1, 1, 0, 0},
+		{ "dup", 1, 0, 0, 1, 1, 0, 0 },
+		{ "dup2", 2, 2, 0, 0, 0, 0, 0 },
+		{ "dup3-leak", 2, 1, 0, 1, 1, 0, 0 },
+		{ "fcntl", 1, 0, 0, 1, 1, 0, 0 },
+		{ "close_range", 5, 5, 0, 0, 0, 0, 0 },
+		{ "close_range_cloexec", 5, 0, 0, 5, 5, 0, 0 },
+		{ "closefrom", 5, 4, 0, 1, 1, 0, 0 },
+		{ "fclose", 1, 1, 0, 0, 0, 0, 0 },
+		{ "raw_close", 1, 0, 1, 0, 0, 0, 0 },
+		{ "raw_close_reuse", 1, 0, 1, 0, 0, 0, 0 },
+		{ "raw_close_socket_reuse", 1, 0, 1, 1, 0, 1, 0 },
+		{ "scm_rights", 2, 0, 0, 3, 2, 1, 0 },
+		{ "double_close", 1, 1, 0, 0, 0, 0, 1 },
+		{ "vfork", 1, 0, 0, 1, 1, 0, 0 },
+		{ "posix_spawn", 1, 0, 0, 1, 1, 0, 0 },
 	};
 
 	(void)state;
@@ -98,9 +98,8 @@ static void test_lifecycle_dup_reports_surviving_handle(void **state)
 	(void)state;
 	sscanf(r.out, "dupfd=%d", &dupfd);
 	assert_true(dupfd >= 50);
-	sock = json_array_get(json_object_get(json_array_get(json_object_get(rep, "sites"), 0),
-					      "sockets"),
-			      0);
+	sock = json_array_get(
+	    json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "sockets"), 0);
 	assert_int_equal(pgt_int(sock, "fd"), dupfd);
 	json_decref(rep);
 	pgt_run_free(&r);
@@ -110,7 +109,7 @@ static void test_lifecycle_double_close_three_stacks(void **state)
 {
 	struct pgt_run r;
 	json_t *rep = scenario("double_close", &r), *dc;
-	const char *names[] = {"created", "closed", "closed_again"};
+	const char *names[] = { "created", "closed", "closed_again" };
 
 	(void)state;
 	dc = json_array_get(json_object_get(rep, "double_closes"), 0);
@@ -118,20 +117,25 @@ static void test_lifecycle_double_close_three_stacks(void **state)
 	for (int i = 0; i < 3; i++) {
 		json_t *frames = json_object_get(dc, names[i]);
 		assert_true(json_array_size(frames) >= 1);
-		assert_string_equal(json_string_value(json_object_get(json_array_get(frames, 0), "module")),
-				    pgt_path("build/tests/prog_lifecycle"));
+		assert_string_equal(
+		    json_string_value(json_object_get(json_array_get(frames, 0), "module")),
+		    pgt_path("build/tests/prog_lifecycle"));
 	}
 	/* three different places in the program */
 	assert_string_not_equal(
-		json_string_value(json_object_get(json_array_get(json_object_get(dc, "closed"), 0), "addr")),
-		json_string_value(json_object_get(json_array_get(json_object_get(dc, "closed_again"), 0), "addr")));
+	    json_string_value(
+		json_object_get(json_array_get(json_object_get(dc, "closed"), 0), "addr")),
+	    json_string_value(
+		json_object_get(json_array_get(json_object_get(dc, "closed_again"), 0), "addr")));
 	json_decref(rep);
 	pgt_run_free(&r);
 	/* and in text */
 	{
-		char *argv[] = {(char *)pgt_path("build/tests/prog_lifecycle"), "double_close", NULL};
+		char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), "double_close",
+				 NULL };
 		pgt_run(&r, argv, NULL, 1);
-		assert_non_null(strstr(r.err, "Double close of fd 3 (1 time(s)); closed again at:\n    #0 0x"));
+		assert_non_null(
+		    strstr(r.err, "Double close of fd 3 (1 time(s)); closed again at:\n    #0 0x"));
 		assert_non_null(strstr(r.err, "  first closed at:\n    #0 0x"));
 		assert_non_null(strstr(r.err, "  created at:\n    #0 0x"));
 		pgt_run_free(&r);
@@ -193,9 +197,9 @@ static void test_lifecycle_exec_inherits(void **state)
 static void test_lifecycle_fork_while_signalled(void **state)
 {
 	char opts[PATH_MAX + 64];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {"timeout", "120", (char *)pgt_path("build/tests/prog_lifecycle"), "fork_storm",
-			NULL};
+	const char *env[] = { opts, NULL };
+	char *argv[] = { "timeout", "120", (char *)pgt_path("build/tests/prog_lifecycle"),
+			 "fork_storm", NULL };
 	struct pgt_run r;
 	double t0 = pgt_now();
 
@@ -213,8 +217,8 @@ static void test_lifecycle_fork_while_signalled(void **state)
  * that socket. Its peer counts what arrives. */
 static void test_lifecycle_report_not_into_replaced_stderr(void **state)
 {
-	char *argv[] = {(char *)pgt_path("build/tests/prog_lifecycle"), "stderr_socket", NULL};
-	const char *env[] = {"PORTGUARD_OPTIONS=log_path=/nonexistent/dir/r", NULL};
+	char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), "stderr_socket", NULL };
+	const char *env[] = { "PORTGUARD_OPTIONS=log_path=/nonexistent/dir/r", NULL };
 	struct pgt_run r;
 
 	(void)state;
@@ -234,19 +238,21 @@ static void test_lifecycle_report_not_into_replaced_stderr(void **state)
  * with its stack, in either preload order. */
 static void test_lifecycle_socket_in_early_constructor(void **state)
 {
-	const char *orders[2][2] = {{"build/tests/libctor.so", "build/libportguard.so"},
-				    {"build/libportguard.so", "build/tests/libctor.so"}};
+	const char *orders[2][2] = { { "build/tests/libctor.so", "build/libportguard.so" },
+				     { "build/libportguard.so", "build/tests/libctor.so" } };
 
 	(void)state;
 	for (int i = 0; i < 2; i++) {
 		char pre[PATH_MAX * 2 + 16], opts[PATH_MAX + 64];
-		const char *env[] = {pre, opts, NULL};
-		char *argv[] = {"true", NULL};
+		const char *env[] = { pre, opts, NULL };
+		char *argv[] = { "true", NULL };
 		struct pgt_run r;
 		json_t *rep, *frames;
 
-		snprintf(pre, sizeof(pre), "LD_PRELOAD=%s %s", pgt_path(orders[i][0]), pgt_path(orders[i][1]));
-		snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/ctor%d format=json", dir, i);
+		snprintf(pre, sizeof(pre), "LD_PRELOAD=%s %s", pgt_path(orders[i][0]),
+			 pgt_path(orders[i][1]));
+		snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/ctor%d format=json",
+			 dir, i);
 		pgt_run(&r, argv, env, 0);
 		assert_int_equal(r.status, 0);
 		{
@@ -259,9 +265,11 @@ static void test_lifecycle_socket_in_early_constructor(void **state)
 		}
 		assert_int_equal(pgt_int(rep, "totals.created"), 1);
 		assert_int_equal(pgt_int(rep, "totals.leaked"), 1);
-		frames = json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames");
-		assert_non_null(strstr(json_string_value(json_object_get(json_array_get(frames, 0), "module")),
-				       "libctor.so"));
+		frames =
+		    json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "frames");
+		assert_non_null(
+		    strstr(json_string_value(json_object_get(json_array_get(frames, 0), "module")),
+			   "libctor.so"));
 		json_decref(rep);
 		pgt_run_free(&r);
 	}
@@ -272,8 +280,8 @@ static void test_lifecycle_socket_in_early_constructor(void **state)
 static void test_lifecycle_same_results_with_and_without(void **state)
 {
 	char opts[PATH_MAX + 64];
-	const char *env[] = {opts, NULL};
-	char *argv[] = {(char *)pgt_path("build/tests/prog_errno"), NULL};
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/tests/prog_errno"), NULL };
 	struct pgt_run bare, with;
 
 	(void)state;
@@ -306,7 +314,8 @@ static void test_lifecycle_stress_with_signals(void **state)
 		dup2(nul, 1);
 		setenv("LD_PRELOAD", pgt_path("build/libportguard.so"), 1);
 		setenv("PORTGUARD_OPTIONS", opts, 1);
-		execl(pgt_path("build/tests/prog_stress"), "prog_stress", "8", "20000", (char *)NULL);
+		execl(pgt_path("build/tests/prog_stress"), "prog_stress", "8", "20000",
+		      (char *)NULL);
 		_exit(127);
 	}
 	usleep(20000);
@@ -353,18 +362,19 @@ static void test_lifecycle_stress_with_signals(void **state)
 static void test_lifecycle_allocation_failures(void **state)
 {
 	char opts[PATH_MAX + 64];
-	const char *env[] = {opts, "PORTGUARD_FAULT_ALLOC=3", NULL};
-	char *stress[] = {(char *)pgt_path("build/tests/prog_stress"), "4", "3000", NULL};
-	char *client[] = {(char *)pgt_path("build/examples/leaky_client"), NULL};
-	char *py[] = {"python3", (char *)pgt_path("tests/leak3.py"), NULL};
-	char **progs[] = {stress, client, py};
+	const char *env[] = { opts, "PORTGUARD_FAULT_ALLOC=3", NULL };
+	char *stress[] = { (char *)pgt_path("build/tests/prog_stress"), "4", "3000", NULL };
+	char *client[] = { (char *)pgt_path("build/examples/leaky_client"), NULL };
+	char *py[] = { "python3", (char *)pgt_path("tests/leak3.py"), NULL };
+	char **progs[] = { stress, client, py };
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
 		struct pgt_run bare, with;
 		json_t *rep;
 
-		snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/oom%d format=json", dir, i);
+		snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/oom%d format=json", dir,
+			 i);
 		pgt_run(&bare, progs[i], NULL, 0);
 		pgt_run(&with, progs[i], env, 1);
 		assert_int_equal(bare.status, with.status);
@@ -397,7 +407,7 @@ static void test_lifecycle_python(void **state)
 {
 	char python[PATH_MAX] = "";
 	char opts[PATH_MAX + 64];
-	const char *env[] = {opts, NULL};
+	const char *env[] = { opts, NULL };
 	FILE *p = popen("python3 -c 'import sys; print(sys.executable)' 2>/dev/null", "r");
 	struct pgt_run r;
 	json_t *rep, *child;
@@ -410,7 +420,7 @@ static void test_lifecycle_python(void **state)
 		pclose(p);
 	if (!python[0])
 		skip();
-	char *argv[] = {python, (char *)pgt_path("tests/lifecycle.py"), NULL};
+	char *argv[] = { python, (char *)pgt_path("tests/lifecycle.py"), NULL };
 	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/r format=json", dir);
 	pgt_run(&r, argv, env, 1);
 	assert_int_equal(r.status, 0);

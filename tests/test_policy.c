@@ -135,33 +135,29 @@ static void test_policy_flag_errors(void **state)
 {
 	(void)state;
 	parse_bad("reuseaddr\n", "1: reuseaddr: missing value (expected 'on' or 'off')");
-	parse_bad("reuseaddr  # on\n",
-		  "1: reuseaddr: missing value (expected 'on' or 'off')");
+	parse_bad("reuseaddr  # on\n", "1: reuseaddr: missing value (expected 'on' or 'off')");
 	parse_bad("\nreuseport yes\n", "2: reuseport: expected 'on' or 'off', got 'yes'");
-	parse_bad("bind_no_port ON\n",
-		  "1: bind_no_port: expected 'on' or 'off', got 'ON'");
+	parse_bad("bind_no_port ON\n", "1: bind_no_port: expected 'on' or 'off', got 'ON'");
 	parse_bad("reuseaddr on off\n", "1: reuseaddr: unexpected 'off' after the value");
-	parse_bad("reuseaddr on\n# x\nreuseaddr on\n",
-		  "3: reuseaddr: already set on line 1");
-	parse_bad("bind_no_port off\nbind_no_port on\n",
-		  "2: bind_no_port: already set on line 1");
+	parse_bad("reuseaddr on\n# x\nreuseaddr on\n", "3: reuseaddr: already set on line 1");
+	parse_bad("bind_no_port off\nbind_no_port on\n", "2: bind_no_port: already set on line 1");
 	parse_bad("reuseaddr=on\n", "1: unknown directive 'reuseaddr=on' (write "
-		  "'reuseaddr on' or 'reuseaddr off', without '=')");
+				    "'reuseaddr on' or 'reuseaddr off', without '=')");
 	parse_bad("Reuseaddr on\n", "1: unknown directive 'Reuseaddr' (expected "
-		  "reuseaddr, reuseport, bind_no_port, pool or churn)");
+				    "reuseaddr, reuseport, bind_no_port, pool or churn)");
 	parse_bad("reuse_addr on\n", "1: unknown directive 'reuse_addr' (expected "
-		  "reuseaddr, reuseport, bind_no_port, pool or churn)");
+				     "reuseaddr, reuseport, bind_no_port, pool or churn)");
 }
 
 static void test_policy_whitespace_and_comments(void **state)
 {
 	static const char text[] =
-		"\xef\xbb\xbf# a policy written on another system\r\n"
-		"\t reuseaddr\t\ton \r\n"
-		"\r\n"
-		"pool\t127.0.0.1:5432   max=20\tmode=block  wait_ms=2000# glued comment\r\n"
-		"   # indented comment\n"
-		"\v\fchurn warn_per_sec=200"; /* no final newline */
+	    "\xef\xbb\xbf# a policy written on another system\r\n"
+	    "\t reuseaddr\t\ton \r\n"
+	    "\r\n"
+	    "pool\t127.0.0.1:5432   max=20\tmode=block  wait_ms=2000# glued comment\r\n"
+	    "   # indented comment\n"
+	    "\v\fchurn warn_per_sec=200"; /* no final newline */
 
 	(void)state;
 	parse_ok(text);
@@ -176,22 +172,22 @@ static void test_policy_whitespace_and_comments(void **state)
 
 	/* Line numbers count '\n' only, CRLF or not. */
 	parse_bad("# one\r\n\r\nbogus\r\n", "3: unknown directive 'bogus' (expected "
-		  "reuseaddr, reuseport, bind_no_port, pool or churn)");
+					    "reuseaddr, reuseport, bind_no_port, pool or churn)");
 	/* A BOM anywhere but at the very start is not skipped. */
-	parse_bad("\n\xef\xbb\xbfreuseaddr on\n", "2: unknown directive "
+	parse_bad("\n\xef\xbb\xbfreuseaddr on\n",
+		  "2: unknown directive "
 		  "'\\xef\\xbb\\xbfreuseaddr' (expected reuseaddr, reuseport, "
 		  "bind_no_port, pool or churn)");
 }
 
 static void test_policy_spec_example(void **state)
 {
-	static const char text[] =
-		"reuseaddr on                 # SO_REUSEADDR before bind()\n"
-		"reuseport off                # SO_REUSEPORT likewise\n"
-		"bind_no_port on              # IP_BIND_ADDRESS_NO_PORT\n"
-		"pool 127.0.0.1:5432 max=20 mode=block wait_ms=2000\n"
-		"pool *:443 max=64 mode=warn\n"
-		"churn warn_per_sec=200\n";
+	static const char text[] = "reuseaddr on                 # SO_REUSEADDR before bind()\n"
+				   "reuseport off                # SO_REUSEPORT likewise\n"
+				   "bind_no_port on              # IP_BIND_ADDRESS_NO_PORT\n"
+				   "pool 127.0.0.1:5432 max=20 mode=block wait_ms=2000\n"
+				   "pool *:443 max=64 mode=warn\n"
+				   "churn warn_per_sec=200\n";
 
 	(void)state;
 	parse_ok(text);
@@ -246,57 +242,69 @@ static void test_policy_pool_dest_forms(void **state)
 static void test_policy_pool_dest_errors(void **state)
 {
 	(void)state;
-	parse_bad("pool 127.0.0.1 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 127.0.0.1 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'127.0.0.1': missing ':PORT' (':*' for any port)");
-	parse_bad("pool localhost:80 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool localhost:80 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'localhost:80': not an IPv4 address (host names are not resolved)");
-	parse_bad("pool 256.0.0.1:80 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 256.0.0.1:80 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'256.0.0.1:80': not an IPv4 address (host names are not resolved)");
-	parse_bad("pool 10.0.0.01:80 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 10.0.0.01:80 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'10.0.0.01:80': not an IPv4 address (host names are not resolved)");
-	parse_bad("pool 127.0.0.1:0 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 127.0.0.1:0 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'127.0.0.1:0': port must be 1 to 65535 or '*'");
-	parse_bad("pool 127.0.0.1:65536 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 127.0.0.1:65536 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'127.0.0.1:65536': port must be 1 to 65535 or '*'");
-	parse_bad("pool 127.0.0.1:http max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 127.0.0.1:http max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'127.0.0.1:http': port must be 1 to 65535 or '*'");
-	parse_bad("pool 127.0.0.1: max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool 127.0.0.1: max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'127.0.0.1:': port must be 1 to 65535 or '*'");
 	parse_bad("pool :80 max=1 mode=fail", "1: pool: bad destination ':80': "
-		  "missing address ('*' for any address)");
-	parse_bad("pool ::1:80 max=1 mode=fail", "1: pool: bad destination '::1:80': "
+					      "missing address ('*' for any address)");
+	parse_bad("pool ::1:80 max=1 mode=fail",
+		  "1: pool: bad destination '::1:80': "
 		  "an IPv6 address goes in brackets, as in '[::1]:443'");
 	parse_bad("pool [::1:80 max=1 mode=fail", "1: pool: bad destination '[::1:80': "
-		  "missing ']'");
+						  "missing ']'");
 	parse_bad("pool [::1] max=1 mode=fail", "1: pool: bad destination '[::1]': "
-		  "expected ':PORT' after ']' (':*' for any port)");
+						"expected ':PORT' after ']' (':*' for any port)");
 	parse_bad("pool [::1]80 max=1 mode=fail", "1: pool: bad destination '[::1]80': "
-		  "expected ':PORT' after ']' (':*' for any port)");
-	parse_bad("pool [*]:443 max=1 mode=fail", "1: pool: bad destination '[*]:443': "
+						  "expected ':PORT' after ']' (':*' for any port)");
+	parse_bad("pool [*]:443 max=1 mode=fail",
+		  "1: pool: bad destination '[*]:443': "
 		  "'[*]' is not a pattern; write '*:PORT' for any address");
-	parse_bad("pool [fe80::1%eth0]:80 max=1 mode=fail", "1: pool: bad destination "
+	parse_bad("pool [fe80::1%eth0]:80 max=1 mode=fail",
+		  "1: pool: bad destination "
 		  "'[fe80::1%eth0]:80': zone ids ('%') are not supported");
 	parse_bad("pool [127.0.0.1]:80 max=1 mode=fail", "1: pool: bad destination "
-		  "'[127.0.0.1]:80': not an IPv6 address");
+							 "'[127.0.0.1]:80': not an IPv6 address");
 	parse_bad("pool [::g]:80 max=1 mode=fail", "1: pool: bad destination "
-		  "'[::g]:80': not an IPv6 address");
+						   "'[::g]:80': not an IPv6 address");
 	parse_bad("pool []:80 max=1 mode=fail", "1: pool: bad destination "
-		  "'[]:80': not an IPv6 address");
+						"'[]:80': not an IPv6 address");
 	/* Longer than any address: refused before inet_pton sees it. */
 	parse_bad("pool [0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]:80 max=1 "
-		  "mode=fail", "1: pool: bad destination '[0000:0000:0000:0000:0000:"
+		  "mode=fail",
+		  "1: pool: bad destination '[0000:0000:0000:0000:0000:"
 		  "0000:0000:0000...': not an IPv6 address");
 	parse_bad("pool 11111111112222222222333333333344444444445555555.1:80 max=1 mode=fail",
 		  "1: pool: bad destination '1111111111222222222233333333334444444444..."
 		  "': not an IPv4 address (host names are not resolved)");
 	parse_bad("pool [::1]:0 max=1 mode=fail", "1: pool: bad destination "
-		  "'[::1]:0': port must be 1 to 65535 or '*'");
+						  "'[::1]:0': port must be 1 to 65535 or '*'");
 	parse_bad("pool *:-1 max=1 mode=fail", "1: pool: bad destination "
-		  "'*:-1': port must be 1 to 65535 or '*'");
+					       "'*:-1': port must be 1 to 65535 or '*'");
 	parse_bad("pool ** max=1 mode=fail", "1: pool: bad destination "
-		  "'**': missing ':PORT' (':*' for any port)");
+					     "'**': missing ':PORT' (':*' for any port)");
 	parse_bad("pool", "1: pool: missing destination (expected 'pool DEST max=N "
-		  "mode=warn|fail|block [wait_ms=T]')");
+			  "mode=warn|fail|block [wait_ms=T]')");
 	parse_bad("pool max=1 mode=fail", "1: pool: missing destination before 'max=1'");
 }
 
@@ -323,42 +331,47 @@ static void test_policy_pool_key_errors(void **state)
 {
 	(void)state;
 	parse_bad("pool *:80 max=x mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got 'x'");
+					       "from 1 to 1000000, got 'x'");
 	parse_bad("pool *:80 max=0 mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got '0'");
+					       "from 1 to 1000000, got '0'");
 	parse_bad("pool *:80 max=1000001 mode=warn", "1: pool: max must be a whole "
-		  "number from 1 to 1000000, got '1000001'");
-	parse_bad("pool *:80 max=99999999999999999999999 mode=warn", "1: pool: max "
+						     "number from 1 to 1000000, got '1000001'");
+	parse_bad("pool *:80 max=99999999999999999999999 mode=warn",
+		  "1: pool: max "
 		  "must be a whole number from 1 to 1000000, got '99999999999999999999999'");
 	parse_bad("pool *:80 max=-1 mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got '-1'");
+						"from 1 to 1000000, got '-1'");
 	parse_bad("pool *:80 max=+1 mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got '+1'");
+						"from 1 to 1000000, got '+1'");
 	parse_bad("pool *:80 max=1.5 mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got '1.5'");
+						 "from 1 to 1000000, got '1.5'");
 	parse_bad("pool *:80 max= mode=warn", "1: pool: max must be a whole number "
-		  "from 1 to 1000000, got ''");
+					      "from 1 to 1000000, got ''");
 	parse_bad("pool *:80 max=1 mode=drop", "1: pool: mode must be warn, fail or "
-		  "block, got 'drop'");
+					       "block, got 'drop'");
 	parse_bad("pool *:80 max=1 mode=", "1: pool: mode must be warn, fail or "
-		  "block, got ''");
-	parse_bad("pool *:80 max=1 mode=block wait_ms=0", "1: pool: wait_ms must be a "
+					   "block, got ''");
+	parse_bad("pool *:80 max=1 mode=block wait_ms=0",
+		  "1: pool: wait_ms must be a "
 		  "whole number from 1 to 3600000, got '0'");
-	parse_bad("pool *:80 max=1 mode=block wait_ms=3600001", "1: pool: wait_ms must "
+	parse_bad("pool *:80 max=1 mode=block wait_ms=3600001",
+		  "1: pool: wait_ms must "
 		  "be a whole number from 1 to 3600000, got '3600001'");
-	parse_bad("pool *:80 max=1 mode=block wait_ms=2s", "1: pool: wait_ms must be a "
+	parse_bad("pool *:80 max=1 mode=block wait_ms=2s",
+		  "1: pool: wait_ms must be a "
 		  "whole number from 1 to 3600000, got '2s'");
 	parse_bad("pool *:80 max=1 max=2 mode=warn", "1: pool: duplicate key 'max'");
 	parse_bad("pool *:80 max=1 mode=warn mode=fail", "1: pool: duplicate key 'mode'");
 	parse_bad("pool *:80 max=1 mode=block wait_ms=1 wait_ms=2",
 		  "1: pool: duplicate key 'wait_ms'");
-	parse_bad("pool *:80 max=1 mode=warn timeout=3", "1: pool: unknown key "
+	parse_bad("pool *:80 max=1 mode=warn timeout=3",
+		  "1: pool: unknown key "
 		  "'timeout' (expected max, mode or wait_ms)");
 	parse_bad("pool *:80 max=1 mode=warn =3", "1: pool: unknown key '' "
-		  "(expected max, mode or wait_ms)");
+						  "(expected max, mode or wait_ms)");
 	parse_bad("pool *:80 max = 1 mode=warn", "1: pool: expected KEY=VALUE, got 'max'");
 	parse_bad("pool *:80 max=1 mode=warn extra", "1: pool: expected KEY=VALUE, "
-		  "got 'extra'");
+						     "got 'extra'");
 	parse_bad("pool *:80 mode=warn", "1: pool: missing max=N");
 	parse_bad("pool *:80 max=3", "1: pool: missing mode=warn|fail|block");
 	parse_bad("pool *:80 max=3 mode=warn wait_ms=100",
@@ -398,7 +411,8 @@ static void test_policy_pool_shadowed(void **state)
 		  "2: pool: the rule for 10.0.0.1:80 never applies: the rule for "
 		  "10.0.0.1:* on line 1 matches first");
 	parse_bad("pool 10.0.0.1:80 max=1 mode=warn\npool [::ffff:10.0.0.1]:80 max=2 "
-		  "mode=fail\n", "2: pool: the rule for 10.0.0.1:80 never applies: the "
+		  "mode=fail\n",
+		  "2: pool: the rule for 10.0.0.1:80 never applies: the "
 		  "rule for 10.0.0.1:80 on line 1 matches first");
 	/* Narrow before broad is how it should be written. */
 	parse_ok("pool 127.0.0.1:443 max=1 mode=fail\npool *:443 max=1 mode=warn\n"
@@ -418,15 +432,14 @@ static void test_policy_churn_directive(void **state)
 
 	parse_bad("churn", "1: churn: missing warn_per_sec=R");
 	parse_bad("churn warn_per_sec=0", "1: churn: warn_per_sec must be a whole "
-		  "number from 1 to 1000000, got '0'");
+					  "number from 1 to 1000000, got '0'");
 	parse_bad("churn warn_per_sec=1000001", "1: churn: warn_per_sec must be a "
-		  "whole number from 1 to 1000000, got '1000001'");
+						"whole number from 1 to 1000000, got '1000001'");
 	parse_bad("churn warn_per_sec=2.5", "1: churn: warn_per_sec must be a "
-		  "whole number from 1 to 1000000, got '2.5'");
+					    "whole number from 1 to 1000000, got '2.5'");
 	parse_bad("churn rate=5", "1: churn: unknown key 'rate' (expected warn_per_sec)");
 	parse_bad("churn 200", "1: churn: expected KEY=VALUE, got '200'");
-	parse_bad("churn warn_per_sec=1 warn_per_sec=2",
-		  "1: churn: duplicate key 'warn_per_sec'");
+	parse_bad("churn warn_per_sec=1 warn_per_sec=2", "1: churn: duplicate key 'warn_per_sec'");
 	parse_bad("churn warn_per_sec=5\nchurn warn_per_sec=5\n",
 		  "2: churn: already set on line 1");
 }
@@ -455,8 +468,9 @@ static void test_policy_line_limits(void **state)
 	text[PG_POLICY_LINE_MAX + 1] = '\0';
 	parse_bad(text, "1: line is longer than 1024 bytes");
 
-	assert_int_equal(pg_policy_parse(&pol, "reuseaddr on\nreuse\0addr on\n", 27,
-					 FILE_NAME, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pg_policy_parse(&pol, "reuseaddr on\nreuse\0addr on\n", 27, FILE_NAME, err,
+					 sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, FILE_NAME ":2: line contains a NUL byte");
 }
 
@@ -465,7 +479,8 @@ static void test_policy_error_resets(void **state)
 	(void)state;
 	/* Good lines before the bad one are not applied either. */
 	parse_bad("reuseaddr on\npool *:80 max=1 mode=warn\nchurn warn_per_sec=3\n"
-		  "bogus\n", "4: unknown directive 'bogus' (expected reuseaddr, "
+		  "bogus\n",
+		  "4: unknown directive 'bogus' (expected reuseaddr, "
 		  "reuseport, bind_no_port, pool or churn)");
 	assert_int_equal(pol.flag[PG_POLICY_REUSEADDR], 0);
 	assert_int_equal(pol.npool, 0);
@@ -483,12 +498,13 @@ static void test_policy_error_buffer(void **state)
 	(void)state;
 	/* Truncated, still terminated. */
 	memset(small, 'Z', sizeof(small));
-	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, "/etc/pg.policy", small,
-					 sizeof(small)), -EINVAL);
+	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, "/etc/pg.policy", small, sizeof(small)),
+			 -EINVAL);
 	assert_string_equal(small, "/etc/pg.policy:");
 	memset(small, 'Z', sizeof(small));
-	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, "/a/very/long/file/name",
-					 small, sizeof(small)), -EINVAL);
+	assert_int_equal(
+	    pg_policy_parse(&pol, "bogus", 5, "/a/very/long/file/name", small, sizeof(small)),
+	    -EINVAL);
 	assert_string_equal(small, "/a/very/long/fi");
 	memset(small, 'Z', sizeof(small));
 	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, "f", small, 1), -EINVAL);
@@ -498,10 +514,9 @@ static void test_policy_error_buffer(void **state)
 	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, "f", NULL, 0), -EINVAL);
 	assert_int_equal(pg_policy_parse(&pol, "bogus", 5, NULL, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "policy:1: unknown directive 'bogus' (expected "
-			    "reuseaddr, reuseport, bind_no_port, pool or churn)");
+				 "reuseaddr, reuseport, bind_no_port, pool or churn)");
 	/* Length is honoured: text past len is not read. */
-	assert_int_equal(pg_policy_parse(&pol, "reuseaddr onXXX", 12, "f", err,
-					 sizeof(err)), 0);
+	assert_int_equal(pg_policy_parse(&pol, "reuseaddr onXXX", 12, "f", err, sizeof(err)), 0);
 	assert_int_equal(pol.flag[PG_POLICY_REUSEADDR], 1);
 }
 
@@ -511,14 +526,14 @@ static void test_policy_error_quoting(void **state)
 
 	(void)state;
 	parse_bad("reuseaddr o\x01n\\", "1: reuseaddr: expected 'on' or 'off', got "
-		  "'o\\x01n\\x5c'");
+					"'o\\x01n\\x5c'");
 	parse_bad("reuseaddr \xc3\xa9", "1: reuseaddr: expected 'on' or 'off', got "
-		  "'\\xc3\\xa9'");
+					"'\\xc3\\xa9'");
 	/* Long words are cut at 40 bytes. */
 	snprintf(text, sizeof(text), "pool *:80 max=%s mode=warn",
 		 "12345678901234567890123456789012345678901234567890");
 	parse_bad(text, "1: pool: max must be a whole number from 1 to 1000000, got "
-		  "'1234567890123456789012345678901234567890...'");
+			"'1234567890123456789012345678901234567890...'");
 }
 
 static void test_policy_set_flag(void **state)
@@ -594,8 +609,7 @@ static void test_policy_match_v6(void **state)
 		struct sockaddr_in6 a = sin6("::1", 8080);
 
 		a.sin6_scope_id = 7;
-		assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a,
-						      sizeof(a)), 0);
+		assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a, sizeof(a)), 0);
 	}
 }
 
@@ -611,8 +625,7 @@ static void test_policy_match_odd_input(void **state)
 	a4 = sin4("127.0.0.1", 80);
 	a6 = sin6("::1", 80);
 	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a4, sizeof(a4)), 0);
-	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a4,
-					      sizeof(a4) - 1), -1);
+	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a4, sizeof(a4) - 1), -1);
 	/* connect(2) takes IPv6 addresses without the scope id (24 bytes). */
 	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a6, 24), 0);
 	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)&a6, 23), -1);
@@ -626,8 +639,7 @@ static void test_policy_match_odd_input(void **state)
 	/* An unaligned buffer is read byte-wise. */
 	a6 = sin6("::1", 80);
 	memcpy(raw + 1, &a6, sizeof(a6));
-	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)(raw + 1),
-					      sizeof(a6)), 0);
+	assert_int_equal(pg_policy_match_pool(&pol, (struct sockaddr *)(raw + 1), sizeof(a6)), 0);
 	/* An empty policy matches nothing. */
 	pg_policy_init(&pol);
 	assert_int_equal(match4("127.0.0.1", 80), -1);
@@ -642,32 +654,28 @@ static void test_policy_dest_from_sockaddr(void **state)
 	char buf[PG_POLICY_DEST_STRLEN];
 
 	(void)state;
-	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a4,
-						      sizeof(a4)), 0);
+	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a4, sizeof(a4)), 0);
 	/* Both spellings give the same bytes: usable as one hash key. */
 	memset(&e, 0xaa, sizeof(e));
-	assert_int_equal(pg_policy_dest_from_sockaddr(&e, (struct sockaddr *)&a6,
-						      sizeof(a6)), 0);
+	assert_int_equal(pg_policy_dest_from_sockaddr(&e, (struct sockaddr *)&a6, sizeof(a6)), 0);
 	assert_memory_equal(&d, &e, sizeof(d));
 	assert_int_equal(d.family, AF_INET);
 	assert_int_equal(d.port, 443);
 	assert_int_equal(pg_policy_format_dest(&d, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "198.51.100.7:443");
 	a6 = sin6("2001:db8:0:0:1:0:0:1", 8443);
-	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a6,
-						      sizeof(a6)), 0);
+	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a6, sizeof(a6)), 0);
 	assert_int_equal(pg_policy_format_dest(&d, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "[2001:db8::1:0:0:1]:8443");
 	assert_int_equal(pg_policy_format_dest(&d, buf, 5), -ENOSPC);
 	assert_int_equal(pg_policy_format_dest(&d, buf, 0), -ENOSPC);
 	assert_int_equal(pg_policy_dest_from_sockaddr(&d, NULL, 0), -EINVAL);
 	a4.sin_family = AF_UNIX;
-	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a4,
-						      sizeof(a4)), -EAFNOSUPPORT);
+	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a4, sizeof(a4)),
+			 -EAFNOSUPPORT);
 	/* The longest destination fits the documented buffer. */
 	a6 = sin6("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 65535);
-	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a6,
-						      sizeof(a6)), 0);
+	assert_int_equal(pg_policy_dest_from_sockaddr(&d, (struct sockaddr *)&a6, sizeof(a6)), 0);
 	assert_int_equal(pg_policy_format_dest(&d, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
 	assert_string_equal(pg_policy_mode_name(PG_POOL_MODE_WARN), "warn");
@@ -714,8 +722,7 @@ static void test_policy_pool_decide_block(void **state)
 	r = &pol.pool[0];
 	assert_int_equal(pg_policy_decide_pool(r, 19, false, 0), PG_POOL_ALLOW);
 	assert_int_equal(pg_policy_decide_pool(r, 20, false, 0), PG_POOL_BLOCK);
-	assert_int_equal(pg_policy_decide_pool(r, 20, false, 1999 * MS + MS - 1),
-			 PG_POOL_BLOCK);
+	assert_int_equal(pg_policy_decide_pool(r, 20, false, 1999 * MS + MS - 1), PG_POOL_BLOCK);
 	assert_int_equal(pg_policy_decide_pool(r, 20, false, 2000 * MS), PG_POOL_FAIL);
 	assert_int_equal(pg_policy_decide_pool(r, 25, false, INT64_MAX), PG_POOL_FAIL);
 	/* A slot came back during the wait. */
@@ -742,23 +749,22 @@ static void test_policy_decide_bind(void **state)
 	parse_ok("reuseaddr on\nbind_no_port on\n");
 	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, 0, a0, sizeof(any0)),
 			 PG_BIND_SET_REUSEADDR | PG_BIND_SET_NO_PORT);
-	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM | SOCK_NONBLOCK |
-					       SOCK_CLOEXEC, IPPROTO_TCP, a0,
-					       sizeof(any0)),
+	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+					       IPPROTO_TCP, a0, sizeof(any0)),
 			 PG_BIND_SET_REUSEADDR | PG_BIND_SET_NO_PORT);
 	/* A fixed port: nothing to defer. */
-	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, 0,
-					       (struct sockaddr *)&fixed, sizeof(fixed)),
-			 PG_BIND_SET_REUSEADDR);
-	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, 0,
-					       (struct sockaddr *)&any6, sizeof(any6)),
-			 PG_BIND_SET_REUSEADDR | PG_BIND_SET_NO_PORT);
+	assert_int_equal(
+	    pg_policy_decide_bind(&pol, SOCK_STREAM, 0, (struct sockaddr *)&fixed, sizeof(fixed)),
+	    PG_BIND_SET_REUSEADDR);
+	assert_int_equal(
+	    pg_policy_decide_bind(&pol, SOCK_STREAM, 0, (struct sockaddr *)&any6, sizeof(any6)),
+	    PG_BIND_SET_REUSEADDR | PG_BIND_SET_NO_PORT);
 	/* Not TCP. */
 	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_DGRAM, 0, a0, sizeof(any0)), 0);
-	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, IPPROTO_SCTP, a0,
-					       sizeof(any0)), 0);
-	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, 0,
-					       (struct sockaddr *)&un, sizeof(un)), 0);
+	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, IPPROTO_SCTP, a0, sizeof(any0)),
+			 0);
+	assert_int_equal(
+	    pg_policy_decide_bind(&pol, SOCK_STREAM, 0, (struct sockaddr *)&un, sizeof(un)), 0);
 	assert_int_equal(pg_policy_decide_bind(&pol, SOCK_STREAM, 0, a0, 3), 0);
 	assert_int_equal(pg_policy_decide_bind(NULL, SOCK_STREAM, 0, a0, sizeof(any0)), 0);
 	parse_ok("reuseport on");
@@ -953,8 +959,7 @@ static void test_policy_churn_should_warn(void **state)
 	for (t = 0; t < 10 * NS; t += NS / 300)
 		pg_churn_active_close(&c, t);
 	assert_true(pg_churn_should_warn(&pol, pg_churn_rate(&c, 10 * NS)));
-	assert_int_equal(pg_churn_forecast(pg_churn_rate(&c, 10 * NS),
-					   PG_CHURN_TIME_WAIT_S, 28232),
+	assert_int_equal(pg_churn_forecast(pg_churn_rate(&c, 10 * NS), PG_CHURN_TIME_WAIT_S, 28232),
 			 PG_FORECAST_WARNING);
 }
 

@@ -27,7 +27,7 @@ static int reset(void **state)
 
 static const struct pg_site *site_of(uintptr_t a, uintptr_t b)
 {
-	uintptr_t f[2] = {a, b};
+	uintptr_t f[2] = { a, b };
 
 	return pg_site_intern(f, 2);
 }
@@ -338,7 +338,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_registry_sites_are_deduplicated, reset),
 		cmocka_unit_test_setup(test_registry_add_and_close, reset),
-		cmocka_unit_test_setup(test_registry_dup_keeps_socket_open_until_last_handle, reset),
+		cmocka_unit_test_setup(test_registry_dup_keeps_socket_open_until_last_handle,
+				       reset),
 		cmocka_unit_test_setup(test_registry_reused_number_counts_closed_unseen, reset),
 		cmocka_unit_test_setup(test_registry_close_outcomes, reset),
 		cmocka_unit_test_setup(test_registry_tombstone_for_double_close, reset),

@@ -54,7 +54,7 @@ static char *report(int json, enum pg_reason reason, int quiet, struct pg_report
 
 static const struct pg_site *site(uintptr_t a, uintptr_t b, uintptr_t c)
 {
-	uintptr_t f[3] = {a, b, c};
+	uintptr_t f[3] = { a, b, c };
 
 	return pg_site_intern(f, 3);
 }
@@ -67,7 +67,8 @@ static void populate(void)
 	struct pg_closing c;
 
 	for (int fd = 10; fd < 15; fd++)
-		pg_registry_add(fd, 500 + (uint64_t)fd, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM, 6, 0);
+		pg_registry_add(fd, 500 + (uint64_t)fd, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM,
+				6, 0);
 	pg_registry_dup(10, 30);
 	for (int fd = 13; fd < 15; fd++) {
 		pg_registry_close_begin(fd, &c);
@@ -112,7 +113,7 @@ static void test_report_json_counts_and_sites(void **state)
 	assert_int_equal(pgt_int(s0, "created"), 5);
 	assert_int_equal(json_array_size(json_object_get(s0, "frames")), 3);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(s0, "frames"), 0), "addr")),
+				json_array_get(json_object_get(s0, "frames"), 0), "addr")),
 			    "0x1000");
 	sock = json_array_get(json_object_get(s0, "sockets"), 0);
 	assert_int_equal(pgt_int(sock, "fd"), 10);
@@ -129,13 +130,13 @@ static void test_report_json_counts_and_sites(void **state)
 	s1 = json_array_get(sites, 1);
 	assert_int_equal(pgt_int(s1, "leaked"), 1);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(s1, "sockets"), 0), "protocol")),
+				json_array_get(json_object_get(s1, "sockets"), 0), "protocol")),
 			    "udp");
 	/* the stackless site: inherited, not leaked */
 	assert_int_equal(json_array_size(json_object_get(json_array_get(sites, 2), "frames")), 0);
 	assert_int_equal(pgt_int(json_array_get(sites, 2), "leaked"), 0);
 	assert_true(json_is_true(json_object_get(
-		json_array_get(json_object_get(json_array_get(sites, 2), "sockets"), 0), "inherited")));
+	    json_array_get(json_object_get(json_array_get(sites, 2), "sockets"), 0), "inherited")));
 	json_decref(rep);
 	free(text);
 }
@@ -148,10 +149,14 @@ static void test_report_text_reads_like_lsan(void **state)
 	populate();
 	text = report(0, PG_REASON_SIGNAL, 0, NULL);
 	assert_true(!strncmp(text, "==4242==portguard: signal report of /usr/bin/app", 48));
-	assert_non_null(strstr(text, "Leak of 3 socket(s) (3 open, 5 created here) from:\n    #0 0x1000 (<unknown module>)\n    #1 0x2000 (<unknown module>)\n    #2 0x3000 (<unknown module>)\n"));
+	assert_non_null(strstr(
+	    text,
+	    "Leak of 3 socket(s) (3 open, 5 created here) from:\n    #0 0x1000 (<unknown "
+	    "module>)\n    #1 0x2000 (<unknown module>)\n    #2 0x3000 (<unknown module>)\n"));
 	assert_non_null(strstr(text, "  fd 10: tcp (unbound), age 1000 ms, 2 descriptors\n"));
 	assert_non_null(strstr(text, "Leak of 1 socket(s)"));
-	assert_non_null(strstr(text, "Open, not counted as leaked: 1 socket(s) (no creation stack):"));
+	assert_non_null(
+	    strstr(text, "Open, not counted as leaked: 1 socket(s) (no creation stack):"));
 	assert_string_equal(strstr(text, "SUMMARY:"),
 			    "SUMMARY: portguard: 4 socket(s) leaked from 2 call site(s).\n");
 	free(text);
@@ -174,7 +179,8 @@ static void test_report_quiet_when_nothing_to_say(void **state)
 	free(text);
 	/* not quiet: the summary says 0 */
 	text = report(0, PG_REASON_EXIT, 0, &res);
-	assert_non_null(strstr(text, "SUMMARY: portguard: 0 socket(s) leaked from 0 call site(s).\n"));
+	assert_non_null(
+	    strstr(text, "SUMMARY: portguard: 0 socket(s) leaked from 0 call site(s).\n"));
 	free(text);
 }
 
@@ -213,19 +219,21 @@ static void test_report_double_close_has_three_stacks(void **state)
 	dc = json_array_get(json_object_get(rep, "double_closes"), 0);
 	assert_int_equal(pgt_int(dc, "fd"), 9);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(dc, "closed_again"), 0), "addr")),
+				json_array_get(json_object_get(dc, "closed_again"), 0), "addr")),
 			    "0x3");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(dc, "closed"), 0), "addr")),
+				json_array_get(json_object_get(dc, "closed"), 0), "addr")),
 			    "0x2");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(dc, "created"), 0), "addr")),
+				json_array_get(json_object_get(dc, "created"), 0), "addr")),
 			    "0x1");
 	json_decref(rep);
 	free(text);
 	/* a double close alone makes a clean text exit report speak */
 	text = report(0, PG_REASON_EXIT, 1, NULL);
-	assert_non_null(strstr(text, "Double close of fd 9 (1 time(s)); closed again at:\n    #0 0x3 (<unknown module>)\n"));
+	assert_non_null(strstr(
+	    text,
+	    "Double close of fd 9 (1 time(s)); closed again at:\n    #0 0x3 (<unknown module>)\n"));
 	free(text);
 }
 
@@ -238,9 +246,10 @@ static void test_report_dest_names(void **state)
 	assert_string_equal(out, "/tmp/pg.77");
 	assert_int_equal(pg_dest_path("/tmp/pg-%p.log", 77, out, sizeof(out)), 0);
 	assert_string_equal(out, "/tmp/pg-77.log");
-	assert_int_equal(pg_dest_path("/tmp/a-very-long-name-that-does-not-fit-in-sixty-four-bytes-at-all", 7, out,
-				      sizeof(out)),
-			 -ENAMETOOLONG);
+	assert_int_equal(
+	    pg_dest_path("/tmp/a-very-long-name-that-does-not-fit-in-sixty-four-bytes-at-all", 7,
+			 out, sizeof(out)),
+	    -ENAMETOOLONG);
 }
 
 static void test_report_dest_files(void **state)

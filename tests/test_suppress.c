@@ -97,11 +97,13 @@ static void test_suppress_parse_errors(void **state)
 	expect_error("leak:^^foo\n", "supp.txt:1: \"^\" may only start a pattern");
 	expect_error("leak:foo$bar\n", "supp.txt:1: \"$\" may only end a pattern");
 	expect_error("leak:foo$$\n", "supp.txt:1: \"$\" may only end a pattern");
-	expect_error(":foo\n", "supp.txt:1: unknown suppression type \"\" (only \"leak\" is known)");
+	expect_error(":foo\n",
+		     "supp.txt:1: unknown suppression type \"\" (only \"leak\" is known)");
 	/* A long type is cut in the message. */
-	expect_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:x",
-		     "supp.txt:1: unknown suppression type \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" "
-		     "(only \"leak\" is known)");
+	expect_error(
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:x",
+	    "supp.txt:1: unknown suppression type \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" "
+	    "(only \"leak\" is known)");
 }
 
 static void test_suppress_parse_nul(void **state)
@@ -153,7 +155,8 @@ static void fail_nth_alloc(unsigned n)
 
 static void test_suppress_parse_out_of_memory(void **state)
 {
-	const char *text = "leak:a\nleak:b\nleak:c\nleak:d\nleak:e\nleak:f\nleak:g\nleak:h\nleak:i\n";
+	const char *text =
+	    "leak:a\nleak:b\nleak:c\nleak:d\nleak:e\nleak:f\nleak:g\nleak:h\nleak:i\n";
 	size_t held = pg_alloc_bytes();
 	int ok = 0, nomem = 0;
 
@@ -213,7 +216,8 @@ static void test_suppress_pattern(void **state)
 	assert_true(pg_suppress_pattern_match("op?n", "op?n"));
 	assert_true(pg_suppress_pattern_match("[x]", "a[x]b"));
 	assert_false(pg_suppress_pattern_match("OPEN", "open"));
-	assert_true(pg_suppress_pattern_match("libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"));
+	assert_true(
+	    pg_suppress_pattern_match("libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"));
 	/* Unknown strings match nothing, not even "*". */
 	assert_false(pg_suppress_pattern_match("*", ""));
 	assert_false(pg_suppress_pattern_match("*", NULL));
@@ -327,7 +331,7 @@ static int ref_match(const char *body, int start, int end, const char *s)
 {
 	if (!*s)
 		return 0;
-	for (const char *t = s; ; t++) {
+	for (const char *t = s;; t++) {
 		if (ref_here(body, t, end))
 			return 1;
 		if (start || !*t)
@@ -358,14 +362,18 @@ static void test_suppress_pattern_random(void **state)
 
 static void test_suppress_parse_random(void **state)
 {
-#define PIECE(lit) { lit, sizeof(lit) - 1 }
+#define PIECE(lit)                   \
+	{                            \
+		lit, sizeof(lit) - 1 \
+	}
 	static const struct {
 		const char *s;
 		size_t n;
-	} pieces[] = { PIECE("leak"), PIECE(":"), PIECE("^"), PIECE("$"), PIECE("*"),
-		       PIECE("#"), PIECE(" "), PIECE("\t"), PIECE("\r"), PIECE("\n"),
-		       PIECE("\n"), PIECE("\n"), PIECE("x"), PIECE("libz.so"), PIECE("race"),
-		       PIECE("leak:"), PIECE("leak:a"), PIECE("\0") };
+	} pieces[] = { PIECE("leak"),   PIECE(":"),       PIECE("^"),    PIECE("$"),
+		       PIECE("*"),      PIECE("#"),       PIECE(" "),    PIECE("\t"),
+		       PIECE("\r"),     PIECE("\n"),      PIECE("\n"),   PIECE("\n"),
+		       PIECE("x"),      PIECE("libz.so"), PIECE("race"), PIECE("leak:"),
+		       PIECE("leak:a"), PIECE("\0") };
 #undef PIECE
 	size_t held = pg_alloc_bytes();
 	int good = 0, bad = 0;

@@ -51,7 +51,8 @@ static void test_tool_signame_format(void **state)
 	assert_string_equal(pg_signame_format(SIGRTMIN, b, sizeof(b)), "RTMIN");
 	assert_string_equal(pg_signame_format(SIGRTMIN + 3, b, sizeof(b)), "RTMIN+3");
 	/* and back */
-	assert_int_equal(pg_signame_parse(pg_signame_format(SIGRTMIN + 5, b, sizeof(b))), SIGRTMIN + 5);
+	assert_int_equal(pg_signame_parse(pg_signame_format(SIGRTMIN + 5, b, sizeof(b))),
+			 SIGRTMIN + 5);
 }
 
 static void test_tool_procnet_line(void **state)
@@ -62,8 +63,10 @@ static void test_tool_procnet_line(void **state)
 	(void)state;
 	/* 127.0.0.1:8080 -> 127.0.0.1:40000, ESTABLISHED, inode 12345 */
 	assert_int_equal(pg_socktab_parse_line(
-				 "   3: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 20 4 30 10 -1\n",
-				 4, &s), 0);
+			     "   3: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 "
+			     "00000000     0        0 12345 1 0000000000000000 20 4 30 10 -1\n",
+			     4, &s),
+			 0);
 	assert_int_equal(s.family, 4);
 	assert_int_equal(s.lport, 8080);
 	assert_int_equal(s.rport, 40000);
@@ -72,37 +75,49 @@ static void test_tool_procnet_line(void **state)
 	pg_socktab_addr_str(s.family, s.laddr, a, sizeof(a));
 	assert_string_equal(a, "127.0.0.1");
 	/* TIME_WAIT: inode 0 */
-	assert_int_equal(pg_socktab_parse_line(
-				 "  10: 0100007F:A000 0200007F:0050 06 00000000:00000000 03:00001234 00000000     0        0 0 3 0000000000000000\n",
-				 4, &s), 0);
+	assert_int_equal(
+	    pg_socktab_parse_line("  10: 0100007F:A000 0200007F:0050 06 00000000:00000000 "
+				  "03:00001234 00000000     0        0 0 3 0000000000000000\n",
+				  4, &s),
+	    0);
 	assert_int_equal(s.state, 6);
 	assert_int_equal(s.inode, 0);
 	pg_socktab_addr_str(s.family, s.raddr, a, sizeof(a));
 	assert_string_equal(a, "127.0.0.2");
 	/* [::1]:41000 -> [::1]:443 */
-	assert_int_equal(pg_socktab_parse_line(
-				 "   0: 00000000000000000000000001000000:A028 00000000000000000000000001000000:01BB 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 1 10 -1\n",
-				 6, &s), 0);
+	assert_int_equal(
+	    pg_socktab_parse_line(
+		"   0: 00000000000000000000000001000000:A028 00000000000000000000000001000000:01BB "
+		"01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 "
+		"20 4 1 10 -1\n",
+		6, &s),
+	    0);
 	assert_int_equal(s.family, 6);
 	assert_int_equal(s.lport, 41000);
 	assert_int_equal(s.rport, 443);
 	pg_socktab_addr_str(s.family, s.laddr, a, sizeof(a));
 	assert_string_equal(a, "::1");
 	/* An IPv4-mapped IPv6 socket counts in the IPv4 port space. */
-	assert_int_equal(pg_socktab_parse_line(
-				 "   1: 0000000000000000FFFF00000100007F:A029 0000000000000000FFFF00000100007F:1F90 08 00000000:00000000 00:00000000 00000000     0        0 778 1\n",
-				 6, &s), 0);
+	assert_int_equal(
+	    pg_socktab_parse_line(
+		"   1: 0000000000000000FFFF00000100007F:A029 0000000000000000FFFF00000100007F:1F90 "
+		"08 00000000:00000000 00:00000000 00000000     0        0 778 1\n",
+		6, &s),
+	    0);
 	assert_int_equal(s.family, 4);
 	pg_socktab_addr_str(s.family, s.raddr, a, sizeof(a));
 	assert_string_equal(a, "127.0.0.1");
 	assert_int_equal(s.state, 8);
 	/* The header and garbage are refused. */
-	assert_int_equal(pg_socktab_parse_line(
-				 "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
-				 4, &s), -EINVAL);
+	assert_int_equal(
+	    pg_socktab_parse_line("  sl  local_address rem_address   st tx_queue rx_queue tr "
+				  "tm->when retrnsmt   uid  timeout inode\n",
+				  4, &s),
+	    -EINVAL);
 	assert_int_equal(pg_socktab_parse_line("   3: 0100007F:1F90\n", 4, &s), -EINVAL);
-	assert_int_equal(pg_socktab_parse_line("   3: 0100007G:1F90 0100007F:9C40 01 0:0 0:0 0 0 0 1\n", 4, &s),
-			 -EINVAL);
+	assert_int_equal(
+	    pg_socktab_parse_line("   3: 0100007G:1F90 0100007F:9C40 01 0:0 0:0 0 0 0 1\n", 4, &s),
+	    -EINVAL);
 }
 
 static void test_tool_state_names(void **state)
@@ -129,12 +144,12 @@ static void test_tool_fd_links(void **state)
 static void test_tool_limits(void **state)
 {
 	static const char lim[] =
-		"Limit                     Soft Limit           Hard Limit           Units     \n"
-		"Max processes             63456                63456                processes \n"
-		"Max open files            1024                 524288               files     \n"
-		"Max locked memory         8388608              8388608              bytes     \n";
+	    "Limit                     Soft Limit           Hard Limit           Units     \n"
+	    "Max processes             63456                63456                processes \n"
+	    "Max open files            1024                 524288               files     \n"
+	    "Max locked memory         8388608              8388608              bytes     \n";
 	static const char unl[] =
-		"Max open files            unlimited            unlimited            files     \n";
+	    "Max open files            unlimited            unlimited            files     \n";
 
 	(void)state;
 	assert_int_equal(pg_procscan_parse_limits(lim), 1024);
@@ -182,10 +197,12 @@ static const char *write_tmp(const char *text)
 	return p;
 }
 
-#define FRAME(addr, mod, off) "{\"addr\": \"" addr "\", \"module\": \"" mod "\", \"offset\": \"" off "\"}"
-#define REPORT(pid, frames) \
+#define FRAME(addr, mod, off) \
+	"{\"addr\": \"" addr "\", \"module\": \"" mod "\", \"offset\": \"" off "\"}"
+#define REPORT(pid, frames)                                                                       \
 	"{\"portguard\": 1, \"pid\": " pid ", \"exe\": \"/x\", \"reason\": \"exit\", \"sites\": " \
-	"[{\"open\": 1, \"leaked\": 1, \"created\": 1, \"frames\": [" frames "], \"sockets\": []}]}\n"
+	"[{\"open\": 1, \"leaked\": 1, \"created\": 1, \"frames\": [" frames                      \
+	"], \"sockets\": []}]}\n"
 
 /* How many sites two one-site reports merge into. */
 static size_t merged_sites(const char *a, const char *b)
@@ -210,23 +227,34 @@ static void test_tool_merge_key(void **state)
 	(void)state;
 	/* Different addresses, same module+offset (however the hex is written). */
 	assert_int_equal(merged_sites(REPORT("1", FRAME("0x55550001b2c3", "/a", "0x1b2c3")),
-				      REPORT("2", FRAME("0x56660001b2c3", "/a", "0x001B2C3"))), 1);
+				      REPORT("2", FRAME("0x56660001b2c3", "/a", "0x001B2C3"))),
+			 1);
 	/* Same offset in another module. */
 	assert_int_equal(merged_sites(REPORT("1", FRAME("0x1", "/a", "0x10")),
-				      REPORT("2", FRAME("0x1", "/b", "0x10"))), 2);
+				      REPORT("2", FRAME("0x1", "/b", "0x10"))),
+			 2);
 	/* A prefix of a longer stack is another site. */
-	assert_int_equal(merged_sites(REPORT("1", FRAME("0x1", "/a", "0x10")),
-				      REPORT("2", FRAME("0x1", "/a", "0x10") ", " FRAME("0x2", "/a", "0x20"))), 2);
+	assert_int_equal(
+	    merged_sites(REPORT("1", FRAME("0x1", "/a", "0x10")),
+			 REPORT("2", FRAME("0x1", "/a", "0x10") ", " FRAME("0x2", "/a", "0x20"))),
+	    2);
 	/* Without a module, only the same absolute address merges. */
-	assert_int_equal(merged_sites(REPORT("1", "{\"addr\": \"0x77\"}"), REPORT("2", "{\"addr\": \"0x77\"}")), 1);
-	assert_int_equal(merged_sites(REPORT("1", "{\"addr\": \"0x77\"}"), REPORT("2", "{\"addr\": \"0x78\"}")), 2);
+	assert_int_equal(
+	    merged_sites(REPORT("1", "{\"addr\": \"0x77\"}"), REPORT("2", "{\"addr\": \"0x77\"}")),
+	    1);
+	assert_int_equal(
+	    merged_sites(REPORT("1", "{\"addr\": \"0x77\"}"), REPORT("2", "{\"addr\": \"0x78\"}")),
+	    2);
 }
 
 static void test_tool_merge_choice(void **state)
 {
-	static const char sig1[] = "{\"portguard\": 1, \"pid\": 9, \"reason\": \"signal\", \"totals\": {\"leaked\": 1}}\n";
-	static const char sig2[] = "{\"portguard\": 1, \"pid\": 9, \"reason\": \"signal\", \"totals\": {\"leaked\": 2}}\n";
-	static const char ex[] = "{\"portguard\": 1, \"pid\": 9, \"reason\": \"exit\", \"totals\": {\"leaked\": 5}}\n";
+	static const char sig1[] =
+	    "{\"portguard\": 1, \"pid\": 9, \"reason\": \"signal\", \"totals\": {\"leaked\": 1}}\n";
+	static const char sig2[] =
+	    "{\"portguard\": 1, \"pid\": 9, \"reason\": \"signal\", \"totals\": {\"leaked\": 2}}\n";
+	static const char ex[] =
+	    "{\"portguard\": 1, \"pid\": 9, \"reason\": \"exit\", \"totals\": {\"leaked\": 5}}\n";
 	static const char ev[] = "{\"portguard\": 1, \"pid\": 9, \"event\": \"churn\"}\n";
 	char text[1024];
 	struct pg_merge m;
@@ -257,7 +285,8 @@ static void test_tool_merge_choice(void **state)
 	unlink(f);
 }
 
-static const struct pg_tcpsock *find_sock(const struct pg_socktab *t, uint16_t lport, uint16_t rport)
+static const struct pg_tcpsock *find_sock(const struct pg_socktab *t, uint16_t lport,
+					  uint16_t rport)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (t->v[i].lport == lport && t->v[i].rport == rport && t->v[i].family == 4)

@@ -37,11 +37,11 @@ struct cap {
 };
 
 /* Both unwinders from the same function: the lists differ at [0] only. */
-#define CAPTURE_BOTH(c)                                                   \
-	do {                                                              \
-		(c)->nref = backtrace((c)->ref, REF_MAX);                 \
-		(c)->ngot = pg_unwind_backtrace((c)->got, (c)->max);      \
-		drop_interceptor(c);                                      \
+#define CAPTURE_BOTH(c)                                              \
+	do {                                                         \
+		(c)->nref = backtrace((c)->ref, REF_MAX);            \
+		(c)->ngot = pg_unwind_backtrace((c)->got, (c)->max); \
+		drop_interceptor(c);                                 \
 	} while (0)
 
 /* Under a sanitizer, backtrace() is its interceptor, whose own frame comes
@@ -51,8 +51,7 @@ static void drop_interceptor(struct cap *c)
 	Dl_info ref0, got0;
 
 	if (c->nref > 0 && c->ngot > 0 && dladdr(c->ref[0], &ref0) &&
-	    dladdr((void *)c->got[0], &got0) &&
-	    ref0.dli_fbase != got0.dli_fbase) {
+	    dladdr((void *)c->got[0], &got0) && ref0.dli_fbase != got0.dli_fbase) {
 		c->nref--;
 		memmove(c->ref, c->ref + 1, (size_t)c->nref * sizeof(c->ref[0]));
 	}
@@ -95,10 +94,8 @@ static void print_diff(const struct cap *c)
 		fprintf(stderr, "  %2d %#14lx %-32s %s %#14lx %s\n", i,
 			i < c->nref ? (unsigned long)(uintptr_t)c->ref[i] : 0ul,
 			i < c->nref ? name_of((uintptr_t)c->ref[i], a, sizeof(a)) : "-",
-			i < c->ngot && i < c->nref && i &&
-					c->got[i] == (uintptr_t)c->ref[i]
-				? "=="
-				: "!=",
+			i < c->ngot && i < c->nref && i && c->got[i] == (uintptr_t)c->ref[i] ? "=="
+											     : "!=",
 			i < c->ngot ? (unsigned long)c->got[i] : 0ul,
 			i < c->ngot ? name_of(c->got[i], b, sizeof(b)) : "-");
 }
@@ -119,8 +116,7 @@ static int cap_differs(const struct cap *c)
 static void check_cap(const struct cap *c)
 {
 	if (cap_differs(c)) {
-		fprintf(stderr, "max %d: reference (backtrace) | pg_unwind_backtrace\n",
-			c->max);
+		fprintf(stderr, "max %d: reference (backtrace) | pg_unwind_backtrace\n", c->max);
 		print_diff(c);
 	}
 	assert_false(cap_differs(c));
@@ -131,13 +127,15 @@ static void check_cap(const struct cap *c)
 /* rbp overwritten below a frame-pointer caller: the walk must take the
  * caller's rbp back from where the CFI says it was saved. */
 #define CLOBBER_RBP __asm__ volatile("movq $0x5a5a5a5a, %%rbp" ::: "rbp")
-#define NOTHING do { } while (0)
+#define NOTHING \
+	do {    \
+	} while (0)
 
-#define CHAIN_FN(pfx, ATTR, n, callee, PRE)                                 \
-	ATTR static int pfx##_f##n(struct cap *c)                           \
-	{                                                                   \
-		PRE;                                                        \
-		return callee(c) + n + 1;                                   \
+#define CHAIN_FN(pfx, ATTR, n, callee, PRE)       \
+	ATTR static int pfx##_f##n(struct cap *c) \
+	{                                         \
+		PRE;                              \
+		return callee(c) + n + 1;         \
 	}
 
 FP static int fp_leaf(struct cap *c)
@@ -204,12 +202,9 @@ enum { CHAIN_FP, CHAIN_NOFP, CHAIN_MIX, NCHAIN };
 static int run_chain(int chain, struct cap *c)
 {
 	switch (chain) {
-	case CHAIN_FP:
-		return fp_f11(c);
-	case CHAIN_NOFP:
-		return nofp_f11(c);
-	default:
-		return mix_f11(c);
+	case CHAIN_FP: return fp_f11(c);
+	case CHAIN_NOFP: return nofp_f11(c);
+	default: return mix_f11(c);
 	}
 }
 
@@ -315,8 +310,7 @@ static void test_unwind_repeated(void **state)
 				first = c;
 			}
 			assert_int_equal(c.ngot, first.ngot);
-			assert_memory_equal(c.got, first.got,
-					    (size_t)c.ngot * sizeof(uintptr_t));
+			assert_memory_equal(c.got, first.got, (size_t)c.ngot * sizeof(uintptr_t));
 		}
 	}
 }
@@ -479,8 +473,9 @@ NOFP static void sig_handler(int sig)
 
 static void test_unwind_signal_frame(void **state)
 {
-	static const uint8_t restore_rt[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00,
-					      0x00, 0x00, 0x0f, 0x05 };
+	static const uint8_t restore_rt[] = {
+		0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05
+	};
 	struct sigaction sa, old;
 	struct cap *c = &sig_cap;
 
@@ -496,8 +491,7 @@ static void test_unwind_signal_frame(void **state)
 	assert_true(calls_pg(c->got[0]));
 	for (int i = 1; i < c->ngot; i++)
 		assert_int_equal(c->got[i], (uintptr_t)c->ref[i]);
-	assert_memory_equal((const void *)c->got[c->ngot - 1], restore_rt,
-			    sizeof(restore_rt));
+	assert_memory_equal((const void *)c->got[c->ngot - 1], restore_rt, sizeof(restore_rt));
 }
 
 /* Code without CFI (as a JIT makes) ends the walk at its return address,
@@ -517,8 +511,7 @@ static void test_unwind_no_cfi(void **state)
 	void *page;
 
 	(void)state;
-	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(page != MAP_FAILED);
 	memcpy(page, code, sizeof(code));
 	assert_int_equal(mprotect(page, 4096, PROT_READ | PROT_EXEC), 0);

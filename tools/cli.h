@@ -17,7 +17,7 @@ void pg_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints the problem and the usage text on stderr; the caller exits 2. */
 int pg_cli_usage_error(const char *usage, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Whole-string decimal integer in [min, max]; 0 or -EINVAL / -ERANGE. */
 int pg_cli_parse_long(const char *s, long min, long max, long *out);

@@ -22,19 +22,19 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: portguard dump [-s SIGNAL] PID\n"
-	"\n"
-	"Asks process PID, which must have loaded libportguard, for a report of\n"
-	"the sockets it has open now. The report goes where the process's\n"
-	"PORTGUARD_OPTIONS send it (log_path, stderr by default).\n"
-	"\n"
-	"  -s, --signal SIGNAL  the signal to send: USR1, USR2, RTMIN+3, a number;\n"
-	"                       default: the process's report_signal, else USR1\n"
-	"  -h, --help           this text\n"
-	"\n"
-	"Exit status: 0 the signal was sent; 1 no such process, not permitted, or\n"
-	"the process has not loaded libportguard or does not catch the signal\n"
-	"(it would be killed); 2 bad arguments.\n";
+    "usage: portguard dump [-s SIGNAL] PID\n"
+    "\n"
+    "Asks process PID, which must have loaded libportguard, for a report of\n"
+    "the sockets it has open now. The report goes where the process's\n"
+    "PORTGUARD_OPTIONS send it (log_path, stderr by default).\n"
+    "\n"
+    "  -s, --signal SIGNAL  the signal to send: USR1, USR2, RTMIN+3, a number;\n"
+    "                       default: the process's report_signal, else USR1\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit status: 0 the signal was sent; 1 no such process, not permitted, or\n"
+    "the process has not loaded libportguard or does not catch the signal\n"
+    "(it would be killed); 2 bad arguments.\n";
 
 static const struct option longopts[] = {
 	{ "signal", required_argument, NULL, 's' },
@@ -44,10 +44,10 @@ static const struct option longopts[] = {
 
 struct pg_target {
 	long pid;
-	int pidfd;         /* -1 when pidfd_open is unavailable */
+	int pidfd; /* -1 when pidfd_open is unavailable */
 	char comm[64];
-	char log_path[256];  /* from its PORTGUARD_OPTIONS, "" when unknown */
-	int signal;          /* its report_signal; -1 unknown, 0 none */
+	char log_path[256]; /* from its PORTGUARD_OPTIONS, "" when unknown */
+	int signal; /* its report_signal; -1 unknown, 0 none */
 };
 
 static int send_signal(struct pg_target *t, int sig)
@@ -239,13 +239,11 @@ int pg_cmd_dump(int argc, char **argv)
 			if (sig < 0)
 				return pg_cli_usage_error(usage, "'%s' is not a signal", optarg);
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
+		case 'h': fputs(usage, stdout); return 0;
 		case ':':
-			return pg_cli_usage_error(usage, "option '%s' needs an argument", argv[optind - 1]);
-		default:
-			return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+			return pg_cli_usage_error(usage, "option '%s' needs an argument",
+						  argv[optind - 1]);
+		default: return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)
@@ -277,12 +275,14 @@ int pg_cmd_dump(int argc, char **argv)
 	r = has_library(&t);
 	if (r < 0) {
 		pg_cli_warn("cannot read /proc/%ld/maps (%s) to check that pid %ld (%s) has loaded "
-			    "libportguard; not signalling it", t.pid, strerror(-r), t.pid, t.comm);
+			    "libportguard; not signalling it",
+			    t.pid, strerror(-r), t.pid, t.comm);
 		return 1;
 	}
 	if (r == 0) {
 		pg_cli_warn("pid %ld (%s) has not loaded libportguard; not signalling it "
-			    "(the signal would kill it)", t.pid, t.comm);
+			    "(the signal would kill it)",
+			    t.pid, t.comm);
 		return 1;
 	}
 
@@ -290,7 +290,8 @@ int pg_cmd_dump(int argc, char **argv)
 	if (!sig) {
 		if (t.signal == 0) {
 			pg_cli_warn("pid %ld (%s) runs with report_signal=0: it makes no report "
-				    "on a signal", t.pid, t.comm);
+				    "on a signal",
+				    t.pid, t.comm);
 			return 1;
 		}
 		sig = t.signal > 0 ? t.signal : SIGUSR1;
@@ -300,14 +301,16 @@ int pg_cmd_dump(int argc, char **argv)
 	caught = status_mask_has(&t, "SigCgt:", sig);
 	blocked = status_mask_has(&t, "SigBlk:", sig);
 	if (ignored == 1) {
-		pg_cli_warn("pid %ld (%s) ignores SIG%s: it would make no report", t.pid, t.comm, name);
+		pg_cli_warn("pid %ld (%s) ignores SIG%s: it would make no report", t.pid, t.comm,
+			    name);
 		return 1;
 	}
 	/* Neither caught nor blocked: the default action (death, for USR1 and
 	 * the real-time signals) is what the signal would do. */
 	if (caught == 0 && blocked == 0) {
 		pg_cli_warn("pid %ld (%s) does not catch SIG%s (its report_signal is another?); "
-			    "not signalling it, the signal would kill it", t.pid, t.comm, name);
+			    "not signalling it, the signal would kill it",
+			    t.pid, t.comm, name);
 		return 1;
 	}
 	if (send_signal(&t, sig) < 0) {
@@ -316,8 +319,8 @@ int pg_cmd_dump(int argc, char **argv)
 		return 1;
 	}
 	if (t.log_path[0])
-		pg_cli_warn("sent SIG%s to pid %ld (%s); its reports go to log_path=%s", name, t.pid,
-			    t.comm, t.log_path);
+		pg_cli_warn("sent SIG%s to pid %ld (%s); its reports go to log_path=%s", name,
+			    t.pid, t.comm, t.log_path);
 	else
 		pg_cli_warn("sent SIG%s to pid %ld (%s)", name, t.pid, t.comm);
 	if (t.pidfd >= 0)

@@ -22,21 +22,21 @@ static const struct pg_subcmd subcmds[] = {
 };
 
 static const char usage[] =
-	"usage: portguard COMMAND [ARG]...\n"
-	"\n"
-	"Finds socket-handle leaks and the causes of ephemeral-port exhaustion.\n"
-	"\n"
-	"commands:\n"
-	"  run [-o PATH] [--json] [--exitcode N] [--policy FILE] [--option K=V]... -- CMD [ARG]...\n"
-	"        run CMD with libportguard preloaded; exits with CMD's status\n"
-	"  dump [-s SIGNAL] PID\n"
-	"        ask a running process that has loaded libportguard for a report now\n"
-	"  ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
-	"        who holds the ephemeral ports, and which processes near RLIMIT_NOFILE\n"
-	"  report [--text | --json | --folded] [--diff OLD] FILE...\n"
-	"        merge JSON reports by call site; compare with an earlier dump\n"
-	"\n"
-	"'portguard COMMAND --help' describes each command; 'portguard --version'.\n";
+    "usage: portguard COMMAND [ARG]...\n"
+    "\n"
+    "Finds socket-handle leaks and the causes of ephemeral-port exhaustion.\n"
+    "\n"
+    "commands:\n"
+    "  run [-o PATH] [--json] [--exitcode N] [--policy FILE] [--option K=V]... -- CMD [ARG]...\n"
+    "        run CMD with libportguard preloaded; exits with CMD's status\n"
+    "  dump [-s SIGNAL] PID\n"
+    "        ask a running process that has loaded libportguard for a report now\n"
+    "  ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
+    "        who holds the ephemeral ports, and which processes near RLIMIT_NOFILE\n"
+    "  report [--text | --json | --folded] [--diff OLD] FILE...\n"
+    "        merge JSON reports by call site; compare with an earlier dump\n"
+    "\n"
+    "'portguard COMMAND --help' describes each command; 'portguard --version'.\n";
 
 static const struct pg_subcmd *find(const char *name)
 {

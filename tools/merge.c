@@ -13,11 +13,11 @@
 struct pg_minst {
 	struct {
 		size_t file;
-		long long pid;  /* -line for a merged object */
+		long long pid; /* -line for a merged object */
 	} key;
 	json_t *report;
 	int is_exit;
-	long pid;       /* -1 for a merged object */
+	long pid; /* -1 for a merged object */
 	UT_hash_handle hh;
 };
 
@@ -57,7 +57,8 @@ static const char *check_frames(const json_t *frames, const char *what, char *ms
 		snprintf(msg, size, "%s is not an array", what);
 		return msg;
 	}
-	json_array_foreach(frames, i, f) {
+	json_array_foreach(frames, i, f)
+	{
 		if (!json_is_object(f)) {
 			snprintf(msg, size, "%s[%zu] is not an object", what, i);
 			return msg;
@@ -89,7 +90,8 @@ static const char *check_report(const json_t *r, char *msg, size_t size)
 		return NULL;
 	if (!json_is_array(sites))
 		return "\"sites\" is not an array";
-	json_array_foreach(sites, i, s) {
+	json_array_foreach(sites, i, s)
+	{
 		if (!json_is_object(s)) {
 			snprintf(msg, size, "sites[%zu] is not an object", i);
 			return msg;
@@ -97,7 +99,8 @@ static const char *check_report(const json_t *r, char *msg, size_t size)
 		for (k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
 			v = json_object_get(s, counts[k]);
 			if (v && !json_is_integer(v)) {
-				snprintf(msg, size, "sites[%zu].%s is not an integer", i, counts[k]);
+				snprintf(msg, size, "sites[%zu].%s is not an integer", i,
+					 counts[k]);
 				return msg;
 			}
 		}
@@ -162,7 +165,8 @@ static int load_line(struct pg_merge *m, size_t file, const char *path, size_t l
 		if (strncmp(line, "==", 2) == 0 || strncmp(line, "SUMMARY:", 8) == 0 ||
 		    strncmp(line, "portguard:", 10) == 0)
 			return bad(path, lineno, "%s",
-				   "a text report; this reads JSON ones (format=json, portguard run --json)");
+				   "a text report; this reads JSON ones (format=json, portguard "
+				   "run --json)");
 		snprintf(msg, sizeof(msg), "%s (column %d)", err.text, err.column);
 		return bad(path, lineno, "not JSON: %s", msg);
 	}
@@ -178,7 +182,8 @@ static int load_line(struct pg_merge *m, size_t file, const char *path, size_t l
 	if (json_integer_value(v) != 1) {
 		snprintf(msg, sizeof(msg), "%lld", (long long)json_integer_value(v));
 		json_decref(r);
-		return bad(path, lineno, "report schema version %s; this tool reads version 1", msg);
+		return bad(path, lineno, "report schema version %s; this tool reads version 1",
+			   msg);
 	}
 	v = json_object_get(r, "event");
 	if (v) {
@@ -200,7 +205,8 @@ static int load_line(struct pg_merge *m, size_t file, const char *path, size_t l
 	reason = pg_merge_str(r, "reason");
 	if (!reason) {
 		json_decref(r);
-		return bad(path, lineno, "%s", "neither a report (\"reason\") nor an event (\"event\")");
+		return bad(path, lineno, "%s",
+			   "neither a report (\"reason\") nor an event (\"event\")");
 	}
 	m->nreports++;
 	if (json_is_array(json_object_get(r, "pids"))) {
@@ -292,7 +298,8 @@ static char *site_key(const json_t *frames, size_t *len)
 	char *k = pg_cli_alloc(cap);
 	json_t *f;
 
-	json_array_foreach(frames, i, f) {
+	json_array_foreach(frames, i, f)
+	{
 		const char *mod = pg_merge_str(f, "module"), *off = pg_merge_str(f, "offset");
 		const char *addr = pg_merge_str(f, "addr");
 		char num[32];
@@ -371,13 +378,12 @@ static void merge_site(struct pg_merge *m, const struct pg_minst *in, const json
 	s->leaked += pg_merge_int(site, "leaked");
 	s->created += pg_merge_int(site, "created");
 	json_array_foreach(json_object_get(site, "sockets"), i, sock)
-		json_array_append_new(s->sockets, with_pid(sock, in->pid));
+	    json_array_append_new(s->sockets, with_pid(sock, in->pid));
 	if (in->pid > 0) {
 		site_add_pid(s, in->pid);
 	} else {
-		json_array_foreach(json_object_get(site, "pids"), i, sp)
-			if (json_is_integer(sp))
-				site_add_pid(s, (long)json_integer_value(sp));
+		json_array_foreach(json_object_get(site, "pids"), i, sp) if (json_is_integer(sp))
+		    site_add_pid(s, (long)json_integer_value(sp));
 	}
 }
 
@@ -387,10 +393,11 @@ static void sum_object(json_t *dst, const json_t *src)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)src, k, v) {
+	json_object_foreach((json_t *)src, k, v)
+	{
 		if (json_is_integer(v))
-			json_object_set_new(dst, k,
-					    json_integer(pg_merge_int(dst, k) + json_integer_value(v)));
+			json_object_set_new(
+			    dst, k, json_integer(pg_merge_int(dst, k) + json_integer_value(v)));
 		else if (!json_object_get(dst, k))
 			json_object_set(dst, k, v);
 	}
@@ -417,23 +424,25 @@ static void merge_destination(struct pg_merge *m, const json_t *d)
 	json_t *have = NULL, *x, *v;
 	size_t i;
 
-	json_array_foreach(m->destinations, i, x)
-		if (remote && pg_merge_str(x, "remote") && strcmp(pg_merge_str(x, "remote"), remote) == 0)
-			have = x;
+	json_array_foreach(m->destinations, i,
+			   x) if (remote && pg_merge_str(x, "remote") &&
+				  strcmp(pg_merge_str(x, "remote"), remote) == 0) have = x;
 	if (!have) {
 		json_array_append_new(m->destinations, json_deep_copy(d));
 		return;
 	}
-	json_object_foreach((json_t *)d, k, v) {
+	json_object_foreach((json_t *)d, k, v)
+	{
 		if (strcmp(k, "peak_per_sec") == 0 && json_is_integer(v)) {
 			if (json_integer_value(v) > pg_merge_int(have, k))
 				json_object_set(have, k, v);
 		} else if (strcmp(k, "forecast") == 0) {
-			if (forecast_rank(json_string_value(v)) > forecast_rank(pg_merge_str(have, k)))
+			if (forecast_rank(json_string_value(v)) >
+			    forecast_rank(pg_merge_str(have, k)))
 				json_object_set(have, k, v);
 		} else if (json_is_integer(v)) {
-			json_object_set_new(have, k,
-					    json_integer(pg_merge_int(have, k) + json_integer_value(v)));
+			json_object_set_new(
+			    have, k, json_integer(pg_merge_int(have, k) + json_integer_value(v)));
 		} else if (!json_object_get(have, k)) {
 			json_object_set(have, k, v);
 		}
@@ -476,17 +485,18 @@ void pg_merge_build(struct pg_merge *m)
 		}
 		if (in->pid > 0)
 			add_pid(m, in->pid);
-		json_array_foreach(json_object_get(r, "pids"), i, v)
-			if (json_is_integer(v))
-				add_pid(m, (long)json_integer_value(v));
-		json_array_foreach(m->exes, i, x)
-			seen |= exe && strcmp(json_string_value(x), exe) == 0;
+		json_array_foreach(json_object_get(r, "pids"), i, v) if (json_is_integer(v))
+		    add_pid(m, (long)json_integer_value(v));
+		json_array_foreach(m->exes, i, x) seen |=
+		    exe && strcmp(json_string_value(x), exe) == 0;
 		if (exe && !seen)
 			json_array_append_new(m->exes, json_string(exe));
-		json_array_foreach(json_object_get(r, "exes"), i, v) {
+		json_array_foreach(json_object_get(r, "exes"), i, v)
+		{
 			seen = 0;
-			json_array_foreach(m->exes, k, x)
-				seen |= json_is_string(v) && strcmp(json_string_value(x), json_string_value(v)) == 0;
+			json_array_foreach(m->exes, k, x) seen |=
+			    json_is_string(v) &&
+			    strcmp(json_string_value(x), json_string_value(v)) == 0;
 			if (json_is_string(v) && !seen)
 				json_array_append(m->exes, v);
 		}
@@ -496,12 +506,11 @@ void pg_merge_build(struct pg_merge *m)
 			sum_object(m->policy, json_object_get(r, "policy"));
 		if (json_is_object(json_object_get(r, "events")))
 			sum_object(m->events, json_object_get(r, "events"));
-		json_array_foreach(json_object_get(r, "sites"), i, v)
-			merge_site(m, in, v);
+		json_array_foreach(json_object_get(r, "sites"), i, v) merge_site(m, in, v);
 		json_array_foreach(json_object_get(r, "double_closes"), i, v)
-			json_array_append_new(m->double_closes, with_pid(v, in->pid));
+		    json_array_append_new(m->double_closes, with_pid(v, in->pid));
 		json_array_foreach(json_object_get(r, "destinations"), i, v)
-			merge_destination(m, v);
+		    merge_destination(m, v);
 	}
 	if (m->npids)
 		qsort(m->pids, m->npids, sizeof(*m->pids), cmp_long);
@@ -543,12 +552,14 @@ void pg_merge_free(struct pg_merge *m)
 	struct pg_minst *in, *itmp;
 	struct pg_msite *s, *stmp;
 
-	HASH_ITER(hh, m->insts, in, itmp) {
+	HASH_ITER(hh, m->insts, in, itmp)
+	{
 		HASH_DEL(m->insts, in);
 		json_decref(in->report);
 		free(in);
 	}
-	HASH_ITER(hh, m->sites, s, stmp) {
+	HASH_ITER(hh, m->sites, s, stmp)
+	{
 		HASH_DEL(m->sites, s);
 		free(s->key);
 		free(s->pids);

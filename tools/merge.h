@@ -9,31 +9,31 @@
 #include <uthash.h>
 
 struct pg_msite {
-	char *key;         /* frames' (module, offset) pairs, see merge.c */
+	char *key; /* frames' (module, offset) pairs, see merge.c */
 	size_t keylen;
-	json_t *frames;    /* of the first report that had this site */
+	json_t *frames; /* of the first report that had this site */
 	json_int_t open, leaked, created;
-	json_t *sockets;   /* every socket of every process, each with "pid" */
-	long *pids;        /* processes with sockets or creations here */
+	json_t *sockets; /* every socket of every process, each with "pid" */
+	long *pids; /* processes with sockets or creations here */
 	size_t npids;
-	size_t order;      /* first seen */
+	size_t order; /* first seen */
 	UT_hash_handle hh;
 };
 
 struct pg_minst; /* one process's report, as chosen */
 
 struct pg_merge {
-	struct pg_minst *insts;   /* hash by (file, pid) in order of first sight */
-	struct pg_msite *sites;   /* hash by key, filled by pg_merge_build */
+	struct pg_minst *insts; /* hash by (file, pid) in order of first sight */
+	struct pg_msite *sites; /* hash by key, filled by pg_merge_build */
 	size_t nsites;
 	size_t nfiles;
 	struct pg_mfile *files;
-	json_t *events;           /* kind -> count */
+	json_t *events; /* kind -> count */
 	json_t *totals, *policy, *double_closes, *destinations, *exes;
-	long *pids;               /* sorted, distinct */
+	long *pids; /* sorted, distinct */
 	size_t npids;
 	size_t nexit, nsignal; /* reports merged, by reason */
-	size_t nreports;       /* report lines read */
+	size_t nreports; /* report lines read */
 };
 
 struct pg_mfile {

@@ -22,25 +22,25 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: portguard ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
-	"\n"
-	"Shows, for each (local IP, remote IP, remote port), how many ports of the\n"
-	"ephemeral range (net.ipv4.ip_local_port_range) its TCP sockets hold and in\n"
-	"which states, who owns them, and which processes are near RLIMIT_NOFILE.\n"
-	"\n"
-	"  --json        one JSON object instead of tables\n"
-	"  --warn PCT    WARNING at this percentage of the range or of a process's\n"
-	"                descriptor limit (default 60; decimals allowed)\n"
-	"  --crit PCT    CRITICAL likewise (default 80)\n"
-	"  --pid PID     only sockets that process PID holds (TIME_WAIT sockets\n"
-	"                belong to no process and are then not counted)\n"
-	"  -h, --help    this text\n"
-	"\n"
-	"Exit status, as monitoring plugins use it: 0 OK, 1 WARNING, 2 CRITICAL,\n"
-	"3 the socket table, the port range or PID could not be read. Bad\n"
-	"arguments: 2 with this text on stderr.\n"
-	"Owners come from /proc/*/fd: without root, other users' processes show no\n"
-	"owner and their number is reported.\n";
+    "usage: portguard ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
+    "\n"
+    "Shows, for each (local IP, remote IP, remote port), how many ports of the\n"
+    "ephemeral range (net.ipv4.ip_local_port_range) its TCP sockets hold and in\n"
+    "which states, who owns them, and which processes are near RLIMIT_NOFILE.\n"
+    "\n"
+    "  --json        one JSON object instead of tables\n"
+    "  --warn PCT    WARNING at this percentage of the range or of a process's\n"
+    "                descriptor limit (default 60; decimals allowed)\n"
+    "  --crit PCT    CRITICAL likewise (default 80)\n"
+    "  --pid PID     only sockets that process PID holds (TIME_WAIT sockets\n"
+    "                belong to no process and are then not counted)\n"
+    "  -h, --help    this text\n"
+    "\n"
+    "Exit status, as monitoring plugins use it: 0 OK, 1 WARNING, 2 CRITICAL,\n"
+    "3 the socket table, the port range or PID could not be read. Bad\n"
+    "arguments: 2 with this text on stderr.\n"
+    "Owners come from /proc/*/fd: without root, other users' processes show no\n"
+    "owner and their number is reported.\n";
 
 enum { PG_OK, PG_WARNING, PG_CRITICAL };
 static const char *const status_names[] = { "OK", "WARNING", "CRITICAL" };
@@ -115,7 +115,8 @@ static int read_range(struct pg_ports *p)
 
 	r = pg_cli_read_small("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf));
 	if (r < 0) {
-		pg_cli_warn("cannot read /proc/sys/net/ipv4/ip_local_port_range: %s", strerror((int)-r));
+		pg_cli_warn("cannot read /proc/sys/net/ipv4/ip_local_port_range: %s",
+			    strerror((int)-r));
 		return -1;
 	}
 	if (sscanf(buf, "%ld %ld", &p->low, &p->high) != 2 || p->low < 1 || p->high > 65535 ||
@@ -138,8 +139,9 @@ static int read_sockets(struct pg_ports *p)
 	if (r < 0)
 		r = pg_socktab_read_proc(&p->tab);
 	if (r < 0) {
-		pg_cli_warn("cannot read the TCP socket table (sock_diag netlink nor /proc/net/tcp): %s",
-			    strerror(-r));
+		pg_cli_warn(
+		    "cannot read the TCP socket table (sock_diag netlink nor /proc/net/tcp): %s",
+		    strerror(-r));
 		return -1;
 	}
 	return 0;
@@ -207,7 +209,8 @@ static void count(struct pg_ports *p)
 	memset(listening, 0, sizeof(listening));
 	for (size_t i = 0; i < p->tab.n; i++)
 		if (p->tab.v[i].state == TCP_LISTEN)
-			listening[p->tab.v[i].lport / 8] |= (uint8_t)(1u << (p->tab.v[i].lport % 8));
+			listening[p->tab.v[i].lport / 8] |=
+			    (uint8_t)(1u << (p->tab.v[i].lport % 8));
 
 	for (size_t i = 0; i < p->tab.n; i++) {
 		const struct pg_tcpsock *s = &p->tab.v[i];
@@ -236,7 +239,8 @@ static void count(struct pg_ports *p)
 			t = pg_cli_calloc(1, sizeof(*t));
 			t->key = key;
 			HASH_ADD(hh, p->hash, key, sizeof(key), t);
-			p->tuples = pg_cli_realloc(p->tuples, (p->ntuples + 1) * sizeof(*p->tuples));
+			p->tuples =
+			    pg_cli_realloc(p->tuples, (p->ntuples + 1) * sizeof(*p->tuples));
 			/* Until sorted, the index is kept in nowners. */
 			t->nowners = p->ntuples;
 			p->tuples[p->ntuples++] = t;
@@ -395,10 +399,10 @@ static int print_json(struct pg_ports *p)
 		json_object_set_new(o, "percent", json_real(round2(t->percent)));
 		json_object_set_new(o, "status", json_string(status_names[t->status]));
 		for (size_t k = 0; k < t->nowners; k++)
-			json_array_append_new(owners, json_pack("{sisssI}", "pid", t->owners[k].pid,
-								"comm", comm_of(p, t->owners[k].pid),
-								"sockets",
-								(json_int_t)t->owners[k].sockets));
+			json_array_append_new(owners,
+					      json_pack("{sisssI}", "pid", t->owners[k].pid, "comm",
+							comm_of(p, t->owners[k].pid), "sockets",
+							(json_int_t)t->owners[k].sockets));
 		json_object_set_new(o, "owners", owners);
 		json_array_append_new(tuples, o);
 	}
@@ -407,8 +411,8 @@ static int print_json(struct pg_ports *p)
 	for (size_t i = 0; i < n; i++) {
 		const struct pg_proc *pr = &p->scan.procs[idx[i]];
 		const struct pg_procinfo *pi = &p->pinfo[idx[i]];
-		json_t *o = json_pack("{sisssI}", "pid", pr->pid, "comm", comm_of(p, pr->pid), "fds",
-				      (json_int_t)pr->fds);
+		json_t *o = json_pack("{sisssI}", "pid", pr->pid, "comm", comm_of(p, pr->pid),
+				      "fds", (json_int_t)pr->fds);
 		json_object_set_new(o, "fd_limit",
 				    pr->fd_limit > 0 ? json_integer(pr->fd_limit) : json_null());
 		json_object_set_new(o, "sockets", json_integer(pr->sockets));
@@ -539,13 +543,15 @@ static void print_text(struct pg_ports *p)
 	printf("\n\n");
 	for (size_t i = 0; i < p->ntuples; i++)
 		total += p->tuples[i]->used;
-	printf("Ephemeral ports %ld-%ld (%ld); WARNING at %g%%, CRITICAL at %g%%; %zu TCP socket(s) "
-	       "read from %s, %ld in %zu tuple(s).\n",
-	       p->low, p->high, p->size, p->warn, p->crit, p->tab.n,
-	       strcmp(p->tab.source, "proc") ? "sock_diag" : "/proc/net/tcp{,6}", total, p->ntuples);
+	printf(
+	    "Ephemeral ports %ld-%ld (%ld); WARNING at %g%%, CRITICAL at %g%%; %zu TCP socket(s) "
+	    "read from %s, %ld in %zu tuple(s).\n",
+	    p->low, p->high, p->size, p->warn, p->crit, p->tab.n,
+	    strcmp(p->tab.source, "proc") ? "sock_diag" : "/proc/net/tcp{,6}", total, p->ntuples);
 	if (p->ntuples) {
-		char *hdr[] = { pg_cli_strdup("LOCAL"), pg_cli_strdup("REMOTE"), pg_cli_strdup("USED"),
-				pg_cli_strdup("%"), pg_cli_strdup("STATUS"), pg_cli_strdup("STATES"),
+		char *hdr[] = { pg_cli_strdup("LOCAL"),  pg_cli_strdup("REMOTE"),
+				pg_cli_strdup("USED"),   pg_cli_strdup("%"),
+				pg_cli_strdup("STATUS"), pg_cli_strdup("STATES"),
 				pg_cli_strdup("OWNERS") };
 		putchar('\n');
 		table_add(&tb, hdr);
@@ -553,10 +559,12 @@ static void print_text(struct pg_ports *p)
 			const struct pg_tuple *t = p->tuples[i];
 			char local[64], remote[80];
 			tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
-			char *row[] = { pg_cli_strdup(local), pg_cli_strdup(remote),
+			char *row[] = { pg_cli_strdup(local),
+					pg_cli_strdup(remote),
 					pg_cli_asprintf("%ld", t->used),
 					pg_cli_asprintf("%.2f", round2(t->percent)),
-					pg_cli_strdup(status_names[t->status]), states_text(t),
+					pg_cli_strdup(status_names[t->status]),
+					states_text(t),
 					owners_text(p, t) };
 			table_add(&tb, row);
 		}
@@ -565,21 +573,25 @@ static void print_text(struct pg_ports *p)
 			long rest = 0;
 			for (size_t i = PG_TEXT_ROWS; i < p->ntuples; i++)
 				rest += p->tuples[i]->used;
-			printf("... and %zu more tuple(s) holding %ld port(s); --json lists every one.\n",
+			printf("... and %zu more tuple(s) holding %ld port(s); --json lists every "
+			       "one.\n",
 			       p->ntuples - PG_TEXT_ROWS, rest);
 		}
 	}
 	if (n) {
-		char *hdr[] = { pg_cli_strdup("PID"), pg_cli_strdup("COMMAND"), pg_cli_strdup("FDS"),
-				pg_cli_strdup("LIMIT"), pg_cli_strdup("%"), pg_cli_strdup("SOCKETS"),
+		char *hdr[] = { pg_cli_strdup("PID"),   pg_cli_strdup("COMMAND"),
+				pg_cli_strdup("FDS"),   pg_cli_strdup("LIMIT"),
+				pg_cli_strdup("%"),     pg_cli_strdup("SOCKETS"),
 				pg_cli_strdup("STATUS") };
-		printf("\nProcesses (owners of the sockets above, and any near RLIMIT_NOFILE):\n\n");
+		printf(
+		    "\nProcesses (owners of the sockets above, and any near RLIMIT_NOFILE):\n\n");
 		tb.align = proc_align;
 		table_add(&tb, hdr);
 		for (size_t i = 0; i < n && i < PG_TEXT_ROWS; i++) {
 			const struct pg_proc *pr = &p->scan.procs[idx[i]];
 			const struct pg_procinfo *pi = &p->pinfo[idx[i]];
-			char *row[] = { pg_cli_asprintf("%d", pr->pid), pg_cli_strdup(comm_of(p, pr->pid)),
+			char *row[] = { pg_cli_asprintf("%d", pr->pid),
+					pg_cli_strdup(comm_of(p, pr->pid)),
 					pg_cli_asprintf("%ld", pr->fds),
 					pr->fd_limit > 0 ? pg_cli_asprintf("%ld", pr->fd_limit)
 							 : pg_cli_strdup("unlimited"),
@@ -595,8 +607,9 @@ static void print_text(struct pg_ports *p)
 	}
 	free(idx);
 	if (p->any_time_wait && !p->only_pid)
-		printf("\nTIME_WAIT sockets have no owner: the kernel keeps them for about 60 s after "
-		       "the side that closed first (active close) let go of them.\n");
+		printf(
+		    "\nTIME_WAIT sockets have no owner: the kernel keeps them for about 60 s after "
+		    "the side that closed first (active close) let go of them.\n");
 }
 
 enum { OPT_JSON = 256, OPT_WARN, OPT_CRIT, OPT_PID };
@@ -620,27 +633,25 @@ int pg_cmd_ports(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_JSON:
-			p.json = 1;
-			break;
+		case OPT_JSON: p.json = 1; break;
 		case OPT_WARN:
 		case OPT_CRIT:
 			if (pg_cli_parse_double(optarg, 0, 100, c == OPT_WARN ? &p.warn : &p.crit))
-				return pg_cli_usage_error(usage, "%s '%s': not a percentage from 0 to 100",
-							  c == OPT_WARN ? "--warn" : "--crit", optarg);
+				return pg_cli_usage_error(
+				    usage, "%s '%s': not a percentage from 0 to 100",
+				    c == OPT_WARN ? "--warn" : "--crit", optarg);
 			break;
 		case OPT_PID:
 			if (pg_cli_parse_long(optarg, 1, INT32_MAX, &pid))
-				return pg_cli_usage_error(usage, "--pid '%s': not a process id", optarg);
+				return pg_cli_usage_error(usage, "--pid '%s': not a process id",
+							  optarg);
 			p.only_pid = (int)pid;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
+		case 'h': fputs(usage, stdout); return 0;
 		case ':':
-			return pg_cli_usage_error(usage, "option '%s' needs an argument", argv[optind - 1]);
-		default:
-			return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+			return pg_cli_usage_error(usage, "option '%s' needs an argument",
+						  argv[optind - 1]);
+		default: return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -670,10 +681,13 @@ int pg_cmd_ports(int argc, char **argv)
 		return 3;
 	}
 	if (p.scan.unreadable)
-		pg_cli_warn("could not read the descriptors of %ld process(es) of other users: their "
-			    "sockets show no owner (run as root to see them)", p.scan.unreadable);
+		pg_cli_warn(
+		    "could not read the descriptors of %ld process(es) of other users: their "
+		    "sockets show no owner (run as root to see them)",
+		    p.scan.unreadable);
 
-	HASH_ITER(hh, p.hash, t, tmp) {
+	HASH_ITER(hh, p.hash, t, tmp)
+	{
 		HASH_DEL(p.hash, t);
 		free(t->owners);
 		free(t);

@@ -13,17 +13,17 @@ struct pg_owner {
 
 struct pg_proc {
 	int pid;
-	long fds;      /* open descriptors */
-	long sockets;  /* of which sockets */
+	long fds; /* open descriptors */
+	long sockets; /* of which sockets */
 	long fd_limit; /* soft RLIMIT_NOFILE; -1 unlimited or unknown */
 };
 
 struct pg_procscan {
 	struct pg_owner *owners; /* sorted by inode, then pid; one per pair */
 	size_t nowners, capowners;
-	struct pg_proc *procs;   /* sorted by pid */
+	struct pg_proc *procs; /* sorted by pid */
 	size_t nprocs, capprocs;
-	long unreadable;         /* processes whose fds we may not read */
+	long unreadable; /* processes whose fds we may not read */
 };
 
 /* Scans every process but skip_pid (0: none), or only only_pid (> 0).

@@ -10,25 +10,25 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: portguard report [--text | --json | --folded] [--diff OLD]... FILE...\n"
-	"\n"
-	"Reads JSON reports (format=json; one object per line, '-' for stdin) and\n"
-	"merges them by call site (the frames' module+offset pairs). Of each process\n"
-	"(a pid within one file) it takes the exit report, else its latest signal\n"
-	"report; policy event lines are counted apart.\n"
-	"\n"
-	"  --text        a LeakSanitizer-like report, largest sites first (default)\n"
-	"  --json        one report object of the library's schema, with \"pids\"\n"
-	"  --folded      'frame;frame;frame count' per site, outermost frame first,\n"
-	"                count = leaked sockets (for flamegraph.pl and the like)\n"
-	"  --diff OLD    compare OLD (earlier reports, merged the same way) with the\n"
-	"                FILEs: the sites whose open sockets grew, largest growth\n"
-	"                first; with --folded the count is the growth\n"
-	"  -h, --help    this text\n"
-	"\n"
-	"Exit status: 0 done (whether or not anything leaked); 2 bad arguments, or\n"
-	"a file that cannot be read or holds a line that is not a portguard report\n"
-	"(the message names FILE:LINE).\n";
+    "usage: portguard report [--text | --json | --folded] [--diff OLD]... FILE...\n"
+    "\n"
+    "Reads JSON reports (format=json; one object per line, '-' for stdin) and\n"
+    "merges them by call site (the frames' module+offset pairs). Of each process\n"
+    "(a pid within one file) it takes the exit report, else its latest signal\n"
+    "report; policy event lines are counted apart.\n"
+    "\n"
+    "  --text        a LeakSanitizer-like report, largest sites first (default)\n"
+    "  --json        one report object of the library's schema, with \"pids\"\n"
+    "  --folded      'frame;frame;frame count' per site, outermost frame first,\n"
+    "                count = leaked sockets (for flamegraph.pl and the like)\n"
+    "  --diff OLD    compare OLD (earlier reports, merged the same way) with the\n"
+    "                FILEs: the sites whose open sockets grew, largest growth\n"
+    "                first; with --folded the count is the growth\n"
+    "  -h, --help    this text\n"
+    "\n"
+    "Exit status: 0 done (whether or not anything leaked); 2 bad arguments, or\n"
+    "a file that cannot be read or holds a line that is not a portguard report\n"
+    "(the message names FILE:LINE).\n";
 
 #define PG_TEXT_SOCKETS 20
 
@@ -43,7 +43,8 @@ static void print_frames(const json_t *frames, const char *indent)
 		printf("%s<no stack>\n", indent);
 		return;
 	}
-	json_array_foreach(frames, i, f) {
+	json_array_foreach(frames, i, f)
+	{
 		const char *fn = pg_merge_str(f, "function"), *file = pg_merge_str(f, "file");
 		const char *mod = pg_merge_str(f, "module"), *off = pg_merge_str(f, "offset");
 		const char *addr = pg_merge_str(f, "addr");
@@ -69,7 +70,9 @@ static void print_socket(const json_t *s)
 
 	printf("  pid %lld fd %lld: %s", (long long)pg_merge_int(s, "pid"),
 	       (long long)pg_merge_int(s, "fd"),
-	       proto ? proto : pg_merge_str(s, "family") ? pg_merge_str(s, "family") : "?");
+	       proto                       ? proto
+	       : pg_merge_str(s, "family") ? pg_merge_str(s, "family")
+					   : "?");
 	printf(" %s", local ? local : "(unbound)");
 	if (remote)
 		printf(" -> %s", remote);
@@ -110,14 +113,16 @@ static void print_sockets(const json_t *socks)
 	json_t *s;
 
 	for (int pass = 0; pass < 2; pass++)
-		json_array_foreach(socks, i, s) {
+		json_array_foreach(socks, i, s)
+		{
 			if (sock_leaked(s) != (pass == 0))
 				continue;
 			if (shown++ < PG_TEXT_SOCKETS)
 				print_socket(s);
 		}
 	if (total > PG_TEXT_SOCKETS)
-		printf("  ... and %zu more (the JSON output lists every one)\n", total - PG_TEXT_SOCKETS);
+		printf("  ... and %zu more (the JSON output lists every one)\n",
+		       total - PG_TEXT_SOCKETS);
 }
 
 static void print_pids(const long *pids, size_t n)
@@ -159,8 +164,8 @@ static void print_text(struct pg_merge *m)
 		else
 			printf("Open, not counted as leaked: %lld socket(s) (", (long long)s->open);
 		if (json_array_size(s->frames))
-			printf("%lld created here) in %zu process(es), from:\n", (long long)s->created,
-			       s->npids);
+			printf("%lld created here) in %zu process(es), from:\n",
+			       (long long)s->created, s->npids);
 		else
 			printf("no creation stack) in %zu process(es):\n", s->npids);
 		print_frames(s->frames, "    ");
@@ -171,7 +176,8 @@ static void print_text(struct pg_merge *m)
 			sites++;
 		}
 	}
-	json_array_foreach(m->double_closes, i, x) {
+	json_array_foreach(m->double_closes, i, x)
+	{
 		printf("Double close of fd %lld in pid %lld (%lld time(s)); closed again at:\n",
 		       (long long)pg_merge_int(x, "fd"), (long long)pg_merge_int(x, "pid"),
 		       (long long)(pg_merge_int(x, "count") ? pg_merge_int(x, "count") : 1));
@@ -184,13 +190,13 @@ static void print_text(struct pg_merge *m)
 	}
 	if (json_array_size(m->destinations)) {
 		printf("Destinations of outgoing connections:\n");
-		json_array_foreach(m->destinations, i, x)
-			printf("  %s: %lld connect(s), %lld active close(s), peak %lld/s, forecast %s\n",
-			       pg_merge_str(x, "remote") ? pg_merge_str(x, "remote") : "?",
-			       (long long)pg_merge_int(x, "connects"),
-			       (long long)pg_merge_int(x, "active_closes"),
-			       (long long)pg_merge_int(x, "peak_per_sec"),
-			       pg_merge_str(x, "forecast") ? pg_merge_str(x, "forecast") : "?");
+		json_array_foreach(m->destinations, i, x) printf(
+		    "  %s: %lld connect(s), %lld active close(s), peak %lld/s, forecast %s\n",
+		    pg_merge_str(x, "remote") ? pg_merge_str(x, "remote") : "?",
+		    (long long)pg_merge_int(x, "connects"),
+		    (long long)pg_merge_int(x, "active_closes"),
+		    (long long)pg_merge_int(x, "peak_per_sec"),
+		    pg_merge_str(x, "forecast") ? pg_merge_str(x, "forecast") : "?");
 		putchar('\n');
 	}
 	if (pg_merge_str(m->policy, "error"))
@@ -198,7 +204,8 @@ static void print_text(struct pg_merge *m)
 	if (json_object_size(m->events)) {
 		printf("Policy events:");
 		first = 1;
-		json_object_foreach(m->events, k, x) {
+		json_object_foreach(m->events, k, x)
+		{
 			printf("%s %s %lld", first ? "" : ",", k, (long long)json_integer_value(x));
 			first = 0;
 		}
@@ -212,7 +219,8 @@ static void print_text(struct pg_merge *m)
 	       (long long)pg_merge_int(t, "leaked"), (long long)pg_merge_int(t, "suppressed"),
 	       (long long)pg_merge_int(t, "double_closes"));
 	if (pg_merge_int(t, "lost"))
-		printf("; %lld record(s) lost to memory exhaustion", (long long)pg_merge_int(t, "lost"));
+		printf("; %lld record(s) lost to memory exhaustion",
+		       (long long)pg_merge_int(t, "lost"));
 	printf(".\n\n");
 	printf("SUMMARY: portguard: %lld socket(s) leaked from %lld call site(s).\n",
 	       (long long)leaked, (long long)sites);
@@ -240,12 +248,14 @@ static void print_json(struct pg_merge *m)
 		reason = "signal";
 	json_object_set_new(o, "portguard", json_integer(1));
 	json_object_set_new(o, "pids", pids_json(m->pids, m->npids));
-	json_object_set(o, "exe", json_array_size(m->exes) ? json_array_get(m->exes, 0) : json_null());
+	json_object_set(o, "exe",
+			json_array_size(m->exes) ? json_array_get(m->exes, 0) : json_null());
 	if (json_array_size(m->exes) > 1)
 		json_object_set(o, "exes", m->exes);
 	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "reports", json_pack("{sIsI}", "exit", (json_int_t)m->nexit, "signal",
-						    (json_int_t)m->nsignal));
+	json_object_set_new(
+	    o, "reports",
+	    json_pack("{sIsI}", "exit", (json_int_t)m->nexit, "signal", (json_int_t)m->nsignal));
 	json_object_set(o, "totals", m->totals);
 	for (size_t i = 0; i < m->nsites; i++) {
 		const struct pg_msite *s = v[i];
@@ -340,11 +350,12 @@ static void fold_print(struct pg_fold **h)
 	struct pg_fold **v = pg_cli_calloc(n + 1, sizeof(*v)), *f, *tmp;
 
 	HASH_ITER(hh, *h, f, tmp)
-		v[i++] = f;
+	v[i++] = f;
 	qsort(v, n, sizeof(*v), cmp_fold);
 	for (i = 0; i < n; i++)
 		printf("%s %lld\n", v[i]->line, v[i]->count);
-	HASH_ITER(hh, *h, f, tmp) {
+	HASH_ITER(hh, *h, f, tmp)
+	{
 		HASH_DEL(*h, f);
 		free(f->line);
 		free(f);
@@ -390,9 +401,8 @@ static int sock_is_new(const struct pg_msite *old, const json_t *s)
 
 	if (!old || !ino)
 		return 1;
-	json_array_foreach(old->sockets, i, o)
-		if (pg_merge_int(o, "inode") == ino && pg_merge_int(o, "pid") == pid)
-			return 0;
+	json_array_foreach(old->sockets, i, o) if (pg_merge_int(o, "inode") == ino &&
+						   pg_merge_int(o, "pid") == pid) return 0;
 	return 1;
 }
 
@@ -441,7 +451,8 @@ static void print_diff(struct pg_merge *old, struct pg_merge *cur, int fmt)
 		print_pids(cur->pids, cur->npids);
 		printf(")==\n\n");
 		for (size_t i = 0; i < n; i++) {
-			const struct pg_msite *s = g[i].site, *o = pg_merge_find(old, s->key, s->keylen);
+			const struct pg_msite *s = g[i].site,
+					      *o = pg_merge_find(old, s->key, s->keylen);
 			size_t k, shown = 0, fresh = 0;
 			json_t *x;
 
@@ -449,7 +460,8 @@ static void print_diff(struct pg_merge *old, struct pg_merge *cur, int fmt)
 			       (long long)(g[i].after - g[i].before), (long long)g[i].before,
 			       (long long)g[i].after);
 			print_frames(s->frames, "    ");
-			json_array_foreach(s->sockets, k, x) {
+			json_array_foreach(s->sockets, k, x)
+			{
 				if (!sock_is_new(o, x))
 					continue;
 				fresh++;
@@ -457,10 +469,12 @@ static void print_diff(struct pg_merge *old, struct pg_merge *cur, int fmt)
 					print_socket(x);
 			}
 			if (fresh > PG_TEXT_SOCKETS)
-				printf("  ... and %zu more new since before\n", fresh - PG_TEXT_SOCKETS);
+				printf("  ... and %zu more new since before\n",
+				       fresh - PG_TEXT_SOCKETS);
 			putchar('\n');
 		}
-		printf("SUMMARY: portguard: open sockets grew by %lld at %zu call site(s).\n", total, n);
+		printf("SUMMARY: portguard: open sockets grew by %lld at %zu call site(s).\n",
+		       total, n);
 	}
 	free(g);
 }
@@ -468,12 +482,9 @@ static void print_diff(struct pg_merge *old, struct pg_merge *cur, int fmt)
 enum { OPT_TEXT = 256, OPT_JSON, OPT_FOLDED, OPT_DIFF };
 
 static const struct option longopts[] = {
-	{ "text", no_argument, NULL, OPT_TEXT },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "folded", no_argument, NULL, OPT_FOLDED },
-	{ "diff", required_argument, NULL, OPT_DIFF },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{ "text", no_argument, NULL, OPT_TEXT },     { "json", no_argument, NULL, OPT_JSON },
+	{ "folded", no_argument, NULL, OPT_FOLDED }, { "diff", required_argument, NULL, OPT_DIFF },
+	{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
 };
 
 static int load_all(struct pg_merge *m, char **paths, size_t n)
@@ -501,8 +512,9 @@ int pg_cmd_report(int argc, char **argv)
 			int f = c == OPT_TEXT ? FMT_TEXT : c == OPT_JSON ? FMT_JSON : FMT_FOLDED;
 			if (fmt >= 0 && fmt != f) {
 				free(olds);
-				return pg_cli_usage_error(usage, "--text, --json and --folded exclude "
-								 "each other");
+				return pg_cli_usage_error(usage,
+							  "--text, --json and --folded exclude "
+							  "each other");
 			}
 			fmt = f;
 			break;
@@ -517,7 +529,8 @@ int pg_cmd_report(int argc, char **argv)
 			return 0;
 		case ':':
 			free(olds);
-			return pg_cli_usage_error(usage, "option '%s' needs an argument", argv[optind - 1]);
+			return pg_cli_usage_error(usage, "option '%s' needs an argument",
+						  argv[optind - 1]);
 		default:
 			free(olds);
 			return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);

@@ -11,23 +11,23 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: portguard run [-o PATH] [--json] [--exitcode N] [--policy FILE]\n"
-	"                     [--option KEY=VALUE]... [--] CMD [ARG]...\n"
-	"\n"
-	"Runs CMD with libportguard preloaded (LD_PRELOAD, appended to any already\n"
-	"set) and exits with CMD's status; 127 when CMD is not found, 126 when it\n"
-	"cannot be executed.\n"
-	"\n"
-	"  -o, --output PATH    log_path: reports go to PATH.PID (or PATH with %p\n"
-	"                       replaced by the pid); 'stderr' and 'stdout' as is\n"
-	"  --json               format=json: one JSON object per report and line\n"
-	"  --exitcode N         exitcode=N: exit status when the exit report finds leaks\n"
-	"  --policy FILE        policy=FILE: a reuse/pooling policy file\n"
-	"  --option KEY=VALUE   any PORTGUARD_OPTIONS key, verbatim (repeatable)\n"
-	"  -h, --help           this text\n"
-	"\n"
-	"Options are added after any PORTGUARD_OPTIONS already in the environment,\n"
-	"so these win; later ones win over earlier ones.\n";
+    "usage: portguard run [-o PATH] [--json] [--exitcode N] [--policy FILE]\n"
+    "                     [--option KEY=VALUE]... [--] CMD [ARG]...\n"
+    "\n"
+    "Runs CMD with libportguard preloaded (LD_PRELOAD, appended to any already\n"
+    "set) and exits with CMD's status; 127 when CMD is not found, 126 when it\n"
+    "cannot be executed.\n"
+    "\n"
+    "  -o, --output PATH    log_path: reports go to PATH.PID (or PATH with %p\n"
+    "                       replaced by the pid); 'stderr' and 'stdout' as is\n"
+    "  --json               format=json: one JSON object per report and line\n"
+    "  --exitcode N         exitcode=N: exit status when the exit report finds leaks\n"
+    "  --policy FILE        policy=FILE: a reuse/pooling policy file\n"
+    "  --option KEY=VALUE   any PORTGUARD_OPTIONS key, verbatim (repeatable)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Options are added after any PORTGUARD_OPTIONS already in the environment,\n"
+    "so these win; later ones win over earlier ones.\n";
 
 enum { OPT_JSON = 256, OPT_EXITCODE, OPT_POLICY, OPT_OPTION };
 
@@ -51,8 +51,8 @@ static void optbuf_add(struct pg_optbuf *b, const char *key, const char *val)
 	size_t add = strlen(key) + (val ? strlen(val) + 1 : 0) + 1;
 
 	b->s = pg_cli_realloc(b->s, b->len + add + 1);
-	b->len += (size_t)sprintf(b->s + b->len, "%s%s%s%s", b->len ? ":" : "", key,
-				  val ? "=" : "", val ? val : "");
+	b->len += (size_t)sprintf(b->s + b->len, "%s%s%s%s", b->len ? ":" : "", key, val ? "=" : "",
+				  val ? val : "");
 }
 
 static char *absolute(const char *p)
@@ -158,37 +158,39 @@ int pg_cmd_run(int argc, char **argv)
 				break;
 			}
 			if (add_path(&opts, "log_path", optarg))
-				return pg_cli_usage_error(usage, "-o: PORTGUARD_OPTIONS cannot carry the "
-							  "path '%s'", optarg);
+				return pg_cli_usage_error(usage,
+							  "-o: PORTGUARD_OPTIONS cannot carry the "
+							  "path '%s'",
+							  optarg);
 			break;
-		case OPT_JSON:
-			optbuf_add(&opts, "format", "json");
-			break;
+		case OPT_JSON: optbuf_add(&opts, "format", "json"); break;
 		case OPT_EXITCODE:
 			if (pg_cli_parse_long(optarg, 0, 255, &code))
-				return pg_cli_usage_error(usage, "--exitcode '%s': not a status 0..255",
-							  optarg);
+				return pg_cli_usage_error(
+				    usage, "--exitcode '%s': not a status 0..255", optarg);
 			env = pg_cli_asprintf("%ld", code);
 			optbuf_add(&opts, "exitcode", env);
 			free(env);
 			break;
 		case OPT_POLICY:
 			if (add_path(&opts, "policy", optarg))
-				return pg_cli_usage_error(usage, "--policy: PORTGUARD_OPTIONS cannot carry "
-							  "the path '%s'", optarg);
+				return pg_cli_usage_error(
+				    usage,
+				    "--policy: PORTGUARD_OPTIONS cannot carry "
+				    "the path '%s'",
+				    optarg);
 			break;
 		case OPT_OPTION:
 			if (!strchr(optarg, '=') || optarg[0] == '=')
-				return pg_cli_usage_error(usage, "--option '%s': expected KEY=VALUE", optarg);
+				return pg_cli_usage_error(
+				    usage, "--option '%s': expected KEY=VALUE", optarg);
 			optbuf_add(&opts, optarg, NULL);
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
+		case 'h': fputs(usage, stdout); return 0;
 		case ':':
-			return pg_cli_usage_error(usage, "option '%s' needs an argument", argv[optind - 1]);
-		default:
-			return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+			return pg_cli_usage_error(usage, "option '%s' needs an argument",
+						  argv[optind - 1]);
+		default: return pg_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
@@ -198,7 +200,8 @@ int pg_cmd_run(int argc, char **argv)
 	/* ld.so splits LD_PRELOAD at blanks and colons, with no quoting. */
 	if (strpbrk(lib, ": \t")) {
 		pg_cli_warn("the library path '%s' holds a blank or ':', which LD_PRELOAD cannot "
-			    "carry", lib);
+			    "carry",
+			    lib);
 		return 125;
 	}
 	old = getenv("LD_PRELOAD");

@@ -15,9 +15,8 @@
 #include <unistd.h>
 
 static const char *const state_names[] = {
-	NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
-	"NEW_SYN_RECV",
+	NULL,    "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",    "TIME_WAIT",
+	"CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV",
 };
 
 const char *pg_socktab_state_name(int state)
@@ -110,8 +109,9 @@ static int dump_family(int nl, int af, struct pg_socktab *t)
 				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = NLMSG_DATA(h);
-				return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
-											    : -EIO;
+				return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error
+					   ? e->error
+					   : -EIO;
 			}
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))

@@ -14,7 +14,7 @@ struct pg_tcpsock {
 	uint64_t inode; /* 0: no owner (TIME_WAIT, orphaned) */
 	uint16_t lport, rport;
 	uint8_t family; /* 4 or 6 */
-	uint8_t state;  /* TCP_ESTABLISHED ... (netinet/tcp.h numbering) */
+	uint8_t state; /* TCP_ESTABLISHED ... (netinet/tcp.h numbering) */
 };
 
 struct pg_socktab {
