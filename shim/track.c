@@ -131,6 +131,8 @@ static void write_report(enum pg_reason reason)
 	struct pg_report_result res;
 	int close_after = 0, fd;
 
+	int64_t t0 = pg_now_ns();
+
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
 	pthread_mutex_lock(&report_lock);
@@ -155,6 +157,11 @@ static void write_report(enum pg_reason reason)
 		pg_real.close(fd);
 	pg_alloc_no_fault--;
 	pthread_mutex_unlock(&report_lock);
+	if (cfg.verbosity >= 2)
+		pg_warn("debug: %s report: %lu open, %lu leaked, %lu untracked; written in %.1f ms",
+			reason == PG_REASON_EXIT ? "exit" : "signal", (unsigned long)res.open,
+			(unsigned long)res.leaked, (unsigned long)res.untracked,
+			(pg_now_ns() - t0) / 1e6);
 
 	/* exitcode: only a clean exit becomes a failing one. */
 	if (reason == PG_REASON_EXIT && cfg.exitcode && res.leaked && exit_status_known &&
@@ -255,6 +262,15 @@ static void do_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	if (pg_registry_open() > 0)
 		pg_signals_start_thread();
+	if (cfg.verbosity >= 2)
+		pg_warn("debug: pid %d (%s): stacks %d frames (%s), report signal %d, %s reports "
+			"to %s%s, %lu inherited socket(s)",
+			self_pid, exe, cfg.stack_depth, pg_stack_unwinder(), cfg.report_signal,
+			cfg.format == PG_FORMAT_JSON ? "JSON" : "text",
+			cfg.dest == PG_DEST_PATH     ? cfg.log_path
+			: cfg.dest == PG_DEST_STDOUT ? "stdout"
+						     : "stderr",
+			cfg.dest == PG_DEST_PATH && !strstr(cfg.log_path, "%p") ? ".PID" : "", (unsigned long)pg_registry_open());
 	__atomic_store_n(&pg_ready, 1, __ATOMIC_RELEASE);
 	pg_inside--;
 }
