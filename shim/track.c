@@ -270,7 +270,8 @@ static void do_init(void)
 			cfg.dest == PG_DEST_PATH     ? cfg.log_path
 			: cfg.dest == PG_DEST_STDOUT ? "stdout"
 						     : "stderr",
-			cfg.dest == PG_DEST_PATH && !strstr(cfg.log_path, "%p") ? ".PID" : "", (unsigned long)pg_registry_open());
+			cfg.dest == PG_DEST_PATH && !strstr(cfg.log_path, "%p") ? ".PID" : "",
+			(unsigned long)pg_registry_open());
 	__atomic_store_n(&pg_ready, 1, __ATOMIC_RELEASE);
 	pg_inside--;
 }
