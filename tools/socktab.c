@@ -69,8 +69,9 @@ static void set_addr(uint8_t *out, uint8_t *family, const void *raw, int af)
 /* The states ss -a asks for: 1..TCP_NEW_SYN_RECV; "bound-inactive" sockets
  * (no 4-tuple) are left out, as ss leaves them out. */
 #define PG_DIAG_STATES 0x1ffeu
+#define PG_DIAG_LISTEN (1u << 10) /* TCP_LISTEN */
 
-static int dump_family(int nl, int af, struct pg_socktab *t)
+static int dump_family(int nl, int af, unsigned states, struct pg_socktab *t)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -88,7 +89,7 @@ static int dump_family(int nl, int af, struct pg_socktab *t)
 	req.nlh.nlmsg_seq = (uint32_t)af;
 	req.r.sdiag_family = (uint8_t)af;
 	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = PG_DIAG_STATES;
+	req.r.idiag_states = states;
 	if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	for (;;) {
@@ -130,15 +131,23 @@ static int dump_family(int nl, int af, struct pg_socktab *t)
 
 int pg_socktab_read_diag(struct pg_socktab *t)
 {
-	int nl, r;
+	/* Listeners first, in a dump of their own: a dump is not atomic, and on
+	 * a machine where sockets come and go by the thousand a resumed dump can
+	 * skip entries. The listening table is small (one batch, as a rule), and
+	 * a listener missed would make its server-side sockets look like
+	 * clients holding ephemeral ports. */
+	static const unsigned passes[] = { PG_DIAG_LISTEN, PG_DIAG_STATES & ~PG_DIAG_LISTEN };
+	int nl, r = 0;
 
 	nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (nl < 0)
 		return -errno;
-	r = dump_family(nl, AF_INET, t);
-	/* A kernel without IPv6 answers the second dump with an error. */
-	if (r == 0 && dump_family(nl, AF_INET6, t) < 0)
-		r = 0;
+	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]) && r == 0; i++) {
+		r = dump_family(nl, AF_INET, passes[i], t);
+		/* A kernel without IPv6 answers the second dump with an error. */
+		if (r == 0 && dump_family(nl, AF_INET6, passes[i], t) < 0)
+			r = 0;
+	}
 	close(nl);
 	if (r < 0)
 		t->n = 0;
