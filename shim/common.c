@@ -1,6 +1,9 @@
 #include "shim/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <time.h>
@@ -93,6 +96,40 @@ int64_t pg_now_coarse_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+char *pg_read_file(const char *path, size_t max, size_t *len, const char **why)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int saved = errno;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		*why = strerror(errno);
+	else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		*why = "not a regular file";
+	else if ((size_t)st.st_size > max)
+		*why = "too large";
+	else if (!(buf = pg_alloc((size_t)st.st_size + 1)))
+		*why = "out of memory";
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (buf) {
+		buf[got] = 0;
+		*len = got;
+	}
+	/* The shim's own descriptor: the wrapper passes it straight through
+	 * (the caller is inside the shim). */
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return buf;
 }
 
 int pg_write_all(int fd, const char *buf, size_t len)

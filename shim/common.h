@@ -36,6 +36,11 @@ size_t pg_alloc_bytes(void);
 int64_t pg_now_ns(void);
 int64_t pg_now_coarse_ns(void);
 
+/* A whole small regular file (an option's suppressions or policy), NUL
+ * terminated, in pg_alloc'd memory; NULL with *why set (a reason for a
+ * message) when it cannot be read, is no regular file, or exceeds max. */
+char *pg_read_file(const char *path, size_t max, size_t *len, const char **why);
+
 /* Async-signal-safe, errno-preserving write of a whole buffer. */
 int pg_write_all(int fd, const char *buf, size_t len);
 

@@ -125,31 +125,16 @@ int pg_enforce_load(const struct pg_config *cfg, const char **err)
 	verbosity = cfg->verbosity;
 	pg_policy_init(&pol);
 	if (cfg->policy[0]) {
-		char *text = NULL;
 		size_t len = 0;
 		struct pg_policy parsed;
-		int fd = open(cfg->policy, O_RDONLY | O_CLOEXEC);
+		const char *why;
+		/* A policy file is small; the parser caps lines anyway. */
+		char *text = pg_read_file(cfg->policy, 1 << 20, &len, &why);
 
 		snprintf(pol_file, sizeof(pol_file), "%s", cfg->policy);
-		if (fd >= 0) {
-			/* A policy file is small; the parser caps lines anyway. */
-			size_t cap = 1 << 20;
-			text = pg_alloc(cap);
-			while (text && len < cap) {
-				ssize_t n = read(fd, text + len, cap - len);
-				if (n <= 0)
-					break;
-				len += (size_t)n;
-			}
-			close(fd);
-		}
-		if (fd < 0 || !text) {
+		if (!text) {
 			snprintf(pol_error, sizeof(pol_error), "%s: cannot read: %s", cfg->policy,
-				 fd < 0 ? strerror(errno) : "out of memory");
-			rc = -EINVAL;
-		} else if (len == (1 << 20)) {
-			snprintf(pol_error, sizeof(pol_error), "%s: larger than 1 MiB",
-				 cfg->policy);
+				 why);
 			rc = -EINVAL;
 		} else if (pg_policy_parse(&parsed, text, len, cfg->policy, pol_error,
 					   sizeof(pol_error)) < 0) {

@@ -35,39 +35,6 @@ static int exit_reported;
 static int exit_status_known, exit_status;
 static struct pg_suppress *supp;
 
-/* Reads a whole small file given in the options (suppressions, policy).
- * Returns a NUL-terminated buffer (pg_free) or NULL with a warning. */
-static char *read_option_file(const char *key, const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
-		pg_warn("%s: cannot read %s: %s", key, path,
-			fd < 0                 ? strerror(errno)
-			: !S_ISREG(st.st_mode) ? "not a regular file"
-					       : "too large");
-		goto out;
-	}
-	buf = pg_alloc((size_t)st.st_size + 1);
-	while (buf && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (buf) {
-		buf[got] = 0;
-		*len = got;
-	}
-out:
-	if (fd >= 0)
-		pg_real.close(fd);
-	return buf;
-}
-
 static void load_suppressions(void)
 {
 	char err[512];
@@ -76,9 +43,13 @@ static void load_suppressions(void)
 
 	if (!cfg.suppressions[0])
 		return;
-	text = read_option_file("suppressions", cfg.suppressions, &len);
-	if (!text)
+	const char *why;
+
+	text = pg_read_file(cfg.suppressions, 16 << 20, &len, &why);
+	if (!text) {
+		pg_warn("suppressions: cannot read %s: %s", cfg.suppressions, why);
 		return;
+	}
 	if (pg_suppress_parse(text, len, cfg.suppressions, &supp, err, sizeof(err)) < 0)
 		pg_warn("%s; no suppression applied", err);
 	pg_free(text);
