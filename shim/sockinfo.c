@@ -16,6 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The kernel's TCP states (include/net/tcp_states.h), as tcpi_state. */
+#define PG_TCP_CLOSE 7
+#define PG_TCP_LISTEN 10
+
 uint64_t pg_sockinfo_inode(int fd)
 {
 	struct stat st;
@@ -74,10 +78,10 @@ void pg_sockinfo_query(int fd, struct pg_sockinfo *si)
 {
 	struct sockaddr_storage ss;
 	socklen_t len, il = sizeof(int);
-	int v;
+	int v, domain = si->domain, type = si->type, protocol = si->protocol, inet;
 
-	int domain = si->domain, type = si->type, protocol = si->protocol;
-
+	/* As few calls as the socket needs: a 20,000-socket report makes these
+	 * for every socket. */
 	memset(si, 0, sizeof(*si));
 	si->domain = domain;
 	si->type = type;
@@ -88,27 +92,37 @@ void pg_sockinfo_query(int fd, struct pg_sockinfo *si)
 	if (type < 0 && !getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &il))
 		si->type = v;
 	il = sizeof(int);
-	/* socket(AF_INET, SOCK_STREAM, 0) says 0: the kernel says which. */
-	if (protocol <= 0 && !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &il))
+	inet = si->domain == AF_INET || si->domain == AF_INET6;
+	/* Protocol 0 of an IP stream or datagram socket is TCP or UDP (the
+	 * kernel's default); anything else, ask. */
+	if (protocol <= 0 && inet && si->type == SOCK_STREAM)
+		si->protocol = IPPROTO_TCP;
+	else if (protocol <= 0 && inet && si->type == SOCK_DGRAM)
+		si->protocol = IPPROTO_UDP;
+	else if (protocol <= 0 && !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &il))
 		si->protocol = v;
 	il = sizeof(int);
-	if (!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &il))
-		si->listening = v != 0;
-	len = sizeof(ss);
-	memset(&ss, 0, sizeof(ss));
-	if (!getsockname(fd, (struct sockaddr *)&ss, &len))
-		format_addr(&ss, len, si->local, sizeof(si->local));
-	len = sizeof(ss);
-	memset(&ss, 0, sizeof(ss));
-	if (!getpeername(fd, (struct sockaddr *)&ss, &len))
-		format_addr(&ss, len, si->remote, sizeof(si->remote));
-	if ((si->domain == AF_INET || si->domain == AF_INET6) && si->type == SOCK_STREAM &&
-	    (si->protocol == IPPROTO_TCP || si->protocol == 0)) {
+	if (inet && si->type == SOCK_STREAM && si->protocol == IPPROTO_TCP) {
+		/* The state also says whether it listens. */
 		struct tcp_info ti;
 		socklen_t tl = sizeof(ti);
 		if (!getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl))
 			si->tcp_state = ti.tcpi_state;
+		si->listening = si->tcp_state == PG_TCP_LISTEN;
+	} else if (si->type != SOCK_DGRAM && !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &il)) {
+		si->listening = v != 0;
 	}
+	len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (!getsockname(fd, (struct sockaddr *)&ss, &len))
+		format_addr(&ss, len, si->local, sizeof(si->local));
+	/* A listening or never-connected TCP socket has no peer. */
+	if (si->listening || si->tcp_state == PG_TCP_CLOSE)
+		return;
+	len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len))
+		format_addr(&ss, len, si->remote, sizeof(si->remote));
 }
 
 const char *pg_sockinfo_family_name(int domain)
