@@ -15,8 +15,25 @@ __thread int pg_hash_oom __attribute__((tls_model("initial-exec")));
 
 __thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));
 static unsigned fault_every;
+static int accounting = 1;
 static unsigned long fault_count;
 static size_t alloc_bytes;
+
+void pg_alloc_set_accounting(int on)
+{
+	accounting = on;
+}
+
+static void account(void *p, int sign)
+{
+	if (accounting && p) {
+		size_t n = malloc_usable_size(p);
+		if (sign > 0)
+			__atomic_add_fetch(&alloc_bytes, n, __ATOMIC_RELAXED);
+		else
+			__atomic_sub_fetch(&alloc_bytes, n, __ATOMIC_RELAXED);
+	}
+}
 
 void pg_alloc_set_fault(unsigned every)
 {
@@ -39,8 +56,7 @@ void *pg_alloc(size_t size)
 	if (fault_now())
 		return NULL;
 	p = malloc(size);
-	if (p)
-		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	account(p, 1);
 	return p;
 }
 
@@ -51,29 +67,26 @@ void *pg_calloc(size_t n, size_t size)
 	if (fault_now())
 		return NULL;
 	p = calloc(n, size);
-	if (p)
-		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	account(p, 1);
 	return p;
 }
 
 void *pg_realloc(void *p, size_t size)
 {
-	size_t old = p ? malloc_usable_size(p) : 0;
+	size_t old = p && accounting ? malloc_usable_size(p) : 0;
 	void *n;
 
 	if (fault_now())
 		return NULL;
 	n = realloc(p, size);
-	if (n)
+	if (n && accounting)
 		__atomic_add_fetch(&alloc_bytes, malloc_usable_size(n) - old, __ATOMIC_RELAXED);
 	return n;
 }
 
 void pg_free(void *p)
 {
-	if (!p)
-		return;
-	__atomic_sub_fetch(&alloc_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+	account(p, -1);
 	free(p);
 }
 

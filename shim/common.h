@@ -31,6 +31,10 @@ void pg_alloc_set_fault(unsigned every);
  * must still come out to count what was lost. */
 extern __thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));
 size_t pg_alloc_bytes(void);
+/* Counting the bytes held costs an atomic add on one shared line per
+ * allocation and per free: on for the tests and benches that link the
+ * archive, off in the preloaded library (its init turns it off). */
+void pg_alloc_set_accounting(int on);
 
 /* Monotonic nanoseconds (coarse clock on the hot path: ages are reported in ms). */
 int64_t pg_now_ns(void);

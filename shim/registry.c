@@ -41,12 +41,15 @@ struct pg_fd {
 struct pg_shard {
 	pthread_mutex_t lock;
 	struct pg_fd *table;
+	/* Record numbers: compared only between records of one descriptor,
+	 * which live in one shard, so a counter under the shard lock will do. */
+	uint32_t seq;
 } __attribute__((aligned(64)));
 
 static struct pg_shard shards[PG_SHARDS] = {
-#define PG_SHARD_INIT                           \
-	{                                       \
-		PTHREAD_MUTEX_INITIALIZER, NULL \
+#define PG_SHARD_INIT                             \
+	{                                         \
+		.lock = PTHREAD_MUTEX_INITIALIZER \
 	}
 	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
 	PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT, PG_SHARD_INIT,
@@ -62,7 +65,6 @@ static struct pg_double_close *dcs;
 
 static struct pg_totals totals;
 static void (*release_fn)(uint32_t pool, void *dest);
-static uint32_t seq_next;
 
 static struct pg_shard *shard_of(int fd)
 {
@@ -101,19 +103,61 @@ static struct pg_site *site_find(const uintptr_t *frames, unsigned depth, uint64
 	}
 }
 
+/* The last few sites this thread used: a loop that makes sockets from one
+ * place finds its site without the global lock. Sites never change and are
+ * freed only by pg_registry_reset, which bumps the generation. */
+#define PG_SITE_CACHE 4
+struct pg_site_cache {
+	uint64_t hash;
+	uint32_t gen;
+	const struct pg_site *site;
+};
+static __thread struct pg_site_cache site_cache[PG_SITE_CACHE]
+    __attribute__((tls_model("initial-exec")));
+static __thread unsigned site_cache_next __attribute__((tls_model("initial-exec")));
+static uint32_t sites_gen = 1;
+
+static const struct pg_site *cache_get(uint64_t h, const uintptr_t *frames, unsigned depth)
+{
+	uint32_t gen = __atomic_load_n(&sites_gen, __ATOMIC_ACQUIRE);
+
+	for (int i = 0; i < PG_SITE_CACHE; i++) {
+		const struct pg_site *s = site_cache[i].site;
+		if (s && site_cache[i].hash == h && site_cache[i].gen == gen && s->depth == depth &&
+		    !memcmp(s->frames, frames, depth * sizeof(*frames)))
+			return s;
+	}
+	return NULL;
+}
+
+static void cache_put(uint64_t h, const struct pg_site *s)
+{
+	struct pg_site_cache *c = &site_cache[site_cache_next++ % PG_SITE_CACHE];
+
+	c->hash = h;
+	c->gen = __atomic_load_n(&sites_gen, __ATOMIC_ACQUIRE);
+	c->site = s;
+}
+
 const struct pg_site *pg_site_intern(const uintptr_t *frames, unsigned depth)
 {
+	const struct pg_site *hit;
 	struct pg_site *s, *n;
 	uint64_t h;
 
 	if (depth > PG_MAX_DEPTH)
 		depth = PG_MAX_DEPTH;
 	h = hash_frames(frames, depth);
+	hit = cache_get(h, frames, depth);
+	if (hit)
+		return hit;
 	pthread_mutex_lock(&site_lock);
 	s = site_find(frames, depth, &h);
 	pthread_mutex_unlock(&site_lock);
-	if (s)
+	if (s) {
+		cache_put(hash_frames(frames, depth), s);
 		return s;
+	}
 
 	/* Allocate outside the lock, then insert unless another thread won. */
 	n = pg_alloc(sizeof(*n) + depth * sizeof(*frames));
@@ -138,6 +182,8 @@ const struct pg_site *pg_site_intern(const uintptr_t *frames, unsigned depth)
 	pthread_mutex_unlock(&site_lock);
 	if (s != n)
 		pg_free(n);
+	if (s)
+		cache_put(hash_frames(frames, depth), s);
 	return s;
 }
 
@@ -262,7 +308,7 @@ static int attach(int fd, struct pg_sock *s, struct pg_sock **stale)
 		*stale = unlink_handle(e);
 	}
 	e->sock = s;
-	e->seq = __atomic_add_fetch(&seq_next, 1, __ATOMIC_RELAXED);
+	e->seq = ++sh->seq;
 	e->created_site = e->closed_site = NULL;
 	pthread_mutex_unlock(&sh->lock);
 	return 0;

@@ -40,6 +40,7 @@ void pg_stack_init(void)
 	if (__atomic_load_n(&inited, __ATOMIC_ACQUIRE))
 		return;
 	dl_iterate_phdr(find_self, (void *)(uintptr_t)&pg_stack_capture);
+	pg_unwind_skip(self_lo, self_hi);
 	pg_unwind_init();
 	__atomic_store_n(&inited, 1, __ATOMIC_RELEASE);
 	/* The first capture of backtrace() loads libgcc_s, which allocates: do
@@ -62,12 +63,15 @@ int pg_stack_capture(uintptr_t *out, int max)
 		return 0;
 	if (max > PG_MAX_DEPTH)
 		max = PG_MAX_DEPTH;
-	/* Room for our own frames (wrapper, tracking, this function). */
-	n = pg_unwind_backtrace(buf, max + 8);
-	if (n <= 1)
-		n = backtrace((void **)buf, max + 8);
-	/* Our own frames go: the wrapper and tracking on top, and pg_main (the
-	 * trampoline that records main's return value) at the bottom. */
+	/* The unwinder leaves our own frames out itself (pg_unwind_skip): the
+	 * wrapper and tracking on top, and pg_main (the trampoline that records
+	 * main's return value) at the bottom. */
+	n = pg_unwind_backtrace(out, max);
+	if (n > 0)
+		return n;
+	/* Nothing found by ours (no CFI at all): glibc's, filtered here, with
+	 * room for our own frames. */
+	n = backtrace((void **)buf, max + 8);
 	for (int i = 0; i < n && k < max; i++) {
 		if (buf[i] >= self_lo && buf[i] < self_hi)
 			continue;

@@ -213,6 +213,7 @@ static void do_init(void)
 
 	pg_inside++;
 	pg_real_bind();
+	pg_alloc_set_accounting(0);
 	pg_warn_pin_stderr();
 	self_pid = getpid();
 	pg_config_defaults(&cfg);

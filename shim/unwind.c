@@ -798,6 +798,17 @@ static inline uintptr_t pg_unwind_top(uintptr_t sp)
 	return top < lim ? top : lim;
 }
 
+/* Return addresses in [skip_lo, skip_hi) are walked through but not kept
+ * (the library's own frames): the caller asks for exactly the frames it
+ * wants, and no headroom is unwound in vain. */
+static uintptr_t skip_lo, skip_hi;
+
+void pg_unwind_skip(uintptr_t lo, uintptr_t hi)
+{
+	skip_lo = lo;
+	skip_hi = hi > lo ? hi : lo;
+}
+
 /* Called by pg_unwind_backtrace (below) with its own rsp at entry, where the
  * return address into its caller sits, and rbp as its caller left it. */
 int pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp);
@@ -816,9 +827,12 @@ pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
 	while (pc != 0) {
 		struct pg_unwind_rule r;
 
-		out[n++] = pc;
-		if (n == max)
-			break;
+		/* One compare: pc outside [skip_lo, skip_hi), in unsigned. */
+		if (pc - skip_lo >= skip_hi - skip_lo) {
+			out[n++] = pc;
+			if (n == max)
+				break;
+		}
 		r = pg_unwind_rule_get(pc);
 		if (r.flags & PG_UNWIND_STOP)
 			break;

@@ -32,4 +32,8 @@ void pg_unwind_init(void);
  * address of 0, or a CFA that does not rise or leaves the thread's stack. */
 int pg_unwind_backtrace(uintptr_t *out, int max);
 
+/* Return addresses in [lo, hi) are walked through but neither stored nor
+ * counted (the library's own code). Set once, before captures; 0, 0: none. */
+void pg_unwind_skip(uintptr_t lo, uintptr_t hi);
+
 #endif
