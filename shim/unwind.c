@@ -153,42 +153,48 @@ static int pg_cfi_u8(const uint8_t **pp, const uint8_t *end, uint8_t *v)
 	return 0;
 }
 
-static int pg_cfi_uleb(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+/* LEB128: the value's bits, and how many there are (shift) and the last
+ * byte, which the signed form needs to extend the sign. */
+static int pg_cfi_leb(const uint8_t **pp, const uint8_t *end, uint64_t *v, unsigned *shift,
+		      uint8_t *last)
 {
 	const uint8_t *p = *pp;
 	uint64_t r = 0;
-	unsigned shift = 0;
+	unsigned sh = 0;
 	uint8_t b;
 
 	do {
-		if (p >= end || shift > 63)
+		if (p >= end || sh > 63)
 			return -EINVAL;
 		b = *p++;
-		r |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
+		r |= (uint64_t)(b & 0x7f) << sh;
+		sh += 7;
 	} while (b & 0x80);
 	*pp = p;
 	*v = r;
+	*shift = sh;
+	*last = b;
 	return 0;
+}
+
+static int pg_cfi_uleb(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+	unsigned shift;
+	uint8_t last;
+
+	return pg_cfi_leb(pp, end, v, &shift, &last);
 }
 
 static int pg_cfi_sleb(const uint8_t **pp, const uint8_t *end, int64_t *v)
 {
-	const uint8_t *p = *pp;
-	uint64_t r = 0;
-	unsigned shift = 0;
-	uint8_t b;
+	uint64_t r;
+	unsigned shift;
+	uint8_t last;
 
-	do {
-		if (p >= end || shift > 63)
-			return -EINVAL;
-		b = *p++;
-		r |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-	} while (b & 0x80);
-	if (shift < 64 && (b & 0x40))
+	if (pg_cfi_leb(pp, end, &r, &shift, &last) < 0)
+		return -EINVAL;
+	if (shift < 64 && (last & 0x40))
 		r |= ~(uint64_t)0 << shift;
-	*pp = p;
 	*v = (int64_t)r;
 	return 0;
 }
