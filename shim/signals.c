@@ -108,7 +108,9 @@ void pg_signals_start_thread(void)
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 256 * 1024);
+		/* libdw walks DWARF scopes recursively during a signal report;
+		 * address space only, nothing resident until used. */
+		pthread_attr_setstacksize(&attr, 2 << 20);
 		if (pthread_create(&t, &attr, report_thread, NULL) == 0) {
 			pthread_setname_np(t, "portguard");
 			__atomic_store_n(&thread_state, 1, __ATOMIC_RELEASE);
