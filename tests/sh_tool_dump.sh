@@ -134,5 +134,17 @@ if [ -e "$ROOT/build/libportguard.so" ] && [ -x "$CHURN" ]; then
 	else
 		notok "prog_tool_churn started under portguard run"
 	fi
+	# A process that has made no socket has no report thread yet: dump
+	# says when it will answer, and the process lives on.
+	LD_PRELOAD="$ROOT/build/libportguard.so" sleep 30 &
+	ns=$!; pids+=("$ns")
+	sleep 0.3
+	msg=$("$PG" dump "$ns" 2>&1); rc=$?
+	check "a process with no socket yet: exit 0" 0 "$rc"
+	[[ $msg == *"has not created a socket yet"*"first socket, or with its exit report"* ]] &&
+		ok "dump says it will answer at its first socket or at exit" ||
+		notok "dump says it will answer at its first socket or at exit"
+	sleep 0.2
+	kill -0 "$ns" 2>/dev/null && ok "and it is still alive" || notok "and the socket-less process is still alive"
 fi
 exit $((fails > 0))

@@ -10,6 +10,7 @@
 #include "tools/signame.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -208,6 +209,38 @@ static void read_options(struct pg_target *t)
 }
 
 /* Bit sig-1 of one of the "Sig*:" masks of /proc/PID/status; -1 unknown. */
+/* Whether the library's report thread (named "portguard") runs in the
+ * process: it starts with the first socket, so a process that has made none
+ * yet answers at its first socket or with its exit report. -1: cannot tell. */
+static int has_report_thread(const struct pg_target *t)
+{
+	char path[64], comm[32];
+	struct dirent *d;
+	DIR *dir;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", t->pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while (!found && (d = readdir(dir))) {
+		int fd;
+		ssize_t n;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/comm", t->pid, d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		found = n > 0 && !strncmp(comm, "portguard\n", 10);
+	}
+	closedir(dir);
+	return found;
+}
+
 static int status_mask_has(const struct pg_target *t, const char *key, int sig)
 {
 	char path[64], buf[4096], *p;
@@ -323,6 +356,10 @@ int pg_cmd_dump(int argc, char **argv)
 			    t.pid, t.comm, t.log_path);
 	else
 		pg_cli_warn("sent SIG%s to pid %ld (%s)", name, t.pid, t.comm);
+	if (has_report_thread(&t) == 0)
+		pg_cli_warn("pid %ld has not created a socket yet, so it has no report thread: "
+			    "it will answer at its first socket, or with its exit report",
+			    t.pid);
 	if (t.pidfd >= 0)
 		close(t.pidfd);
 	return 0;
