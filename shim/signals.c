@@ -20,7 +20,8 @@ static struct sigaction prog; /* the program's action for report_sig */
 static sem_t sem;
 static int thread_state; /* 0 none, 1 running */
 static int pending; /* a request that came before the thread */
-static void (*request_fn)(void);
+static int requested; /* the signal asked for a report */
+static void (*wake_fn)(int report);
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
@@ -28,6 +29,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 	struct sigaction p = prog;
 
+	__atomic_store_n(&requested, 1, __ATOMIC_RELEASE);
 	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE))
 		sem_post(&sem);
 	else
@@ -61,11 +63,11 @@ static int install(const struct sigaction *p)
 	return pg_real.sigaction(report_sig, &a, NULL);
 }
 
-void pg_signals_init(int sig, void (*on_request)(void))
+void pg_signals_init(int sig, void (*on_wake)(int report))
 {
 	struct sigaction cur;
 
-	request_fn = on_request;
+	wake_fn = on_wake;
 	sem_init(&sem, 0, 0);
 	if (sig <= 0 || pg_real.sigaction(sig, NULL, &cur) < 0)
 		return;
@@ -87,7 +89,7 @@ static void *report_thread(void *arg)
 		while (sem_trywait(&sem) == 0)
 			;
 		pg_inside++;
-		request_fn();
+		wake_fn(__atomic_exchange_n(&requested, 0, __ATOMIC_ACQ_REL));
 		pg_inside--;
 	}
 	return NULL;
@@ -121,6 +123,14 @@ void pg_signals_start_thread(void)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	pthread_mutex_unlock(&start_lock);
+}
+
+int pg_signals_wake(void)
+{
+	if (!__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE))
+		return -ESRCH;
+	sem_post(&sem);
+	return 0;
 }
 
 int pg_signals_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -200,6 +210,7 @@ void pg_signals_fork_child(void)
 	/* Only the forking thread survives fork: start ours again. */
 	thread_state = 0;
 	pending = 0;
+	requested = 0;
 	/* Another thread of the parent may have held it at fork. */
 	pthread_mutex_init(&start_lock, NULL);
 	sem_init(&sem, 0, 0);

@@ -8,8 +8,15 @@
 #include "shim/real.h"
 
 /* Installs the handler for sig (0: none) unless the program inherited it
- * ignored; on_request runs on the library's own thread for each request. */
-void pg_signals_init(int sig, void (*on_request)(void));
+ * ignored. on_wake runs on the library's own thread each time it is woken:
+ * report is 1 when the signal asked for a report (several signals may be
+ * answered by one), 0 for a pg_signals_wake(). */
+void pg_signals_init(int sig, void (*on_wake)(int report));
+
+/* Wakes the library's thread without asking for a report (events to
+ * write). Returns 0, or -ESRCH when there is no thread (the caller does the
+ * work itself). */
+int pg_signals_wake(void);
 
 /* Starts the report thread if it is not running (the first socket). */
 void pg_signals_start_thread(void);

@@ -96,6 +96,8 @@ static void add_inherited(int fd, uint64_t inode, void *arg)
 	pg_registry_add(fd, inode, NULL, pg_now_coarse_ns(), -1, -1, -1, PG_SOCK_INHERITED);
 }
 
+static void flush_events(void);
+
 static void write_report(enum pg_reason reason)
 {
 	struct pg_report_opts o;
@@ -108,6 +110,7 @@ static void write_report(enum pg_reason reason)
 	memset(&res, 0, sizeof(res));
 	pthread_mutex_lock(&report_lock);
 	pg_alloc_no_fault++;
+	flush_events();
 	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
 	if (fd == 1)
 		fflush(stdout); /* the program's own output first */
@@ -142,25 +145,77 @@ static void write_report(enum pg_reason reason)
 	}
 }
 
-void pg_track_emit_event(const char *text, const char *json)
-{
-	int close_after = 0, fd;
-	int saved = errno;
+/* Policy events are queued by the program's threads and written by the
+ * library's own thread (or before the exit report): a connect() never waits
+ * behind a report being written, nor holds the report lock while the report
+ * thread waits for the dynamic loader's lock (dlopen of libdw). */
+struct pg_event_line {
+	struct pg_event_line *next;
+	char text[];
+};
+static pthread_mutex_t event_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pg_event_line *events_head, **events_tail = &events_head;
 
-	pthread_mutex_lock(&report_lock);
-	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
+/* Caller holds report_lock. */
+static void write_event_line(const char *line)
+{
+	int close_after = 0, fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
+
 	if (fd == 1)
 		fflush(stdout);
 	if (fd >= 0) {
-		const char *line = cfg.format == PG_FORMAT_JSON ? json : text;
 		struct iovec v[2] = { { (void *)line, strlen(line) }, { (void *)"\n", 1 } };
-		/* One write: event lines of several processes or threads sharing
-		 * a stream do not interleave. */
+		/* One write: lines of several processes sharing a stream do not
+		 * interleave. */
 		while (writev(fd, v, 2) < 0 && errno == EINTR)
 			;
 	}
 	if (close_after)
 		pg_real.close(fd);
+}
+
+/* Caller holds report_lock: events go out before the report they precede. */
+static void flush_events(void)
+{
+	struct pg_event_line *e, *next;
+
+	pthread_mutex_lock(&event_lock);
+	e = events_head;
+	events_head = NULL;
+	events_tail = &events_head;
+	pthread_mutex_unlock(&event_lock);
+	for (; e; e = next) {
+		next = e->next;
+		write_event_line(e->text);
+		pg_free(e);
+	}
+}
+
+void pg_track_emit_event(const char *text, const char *json)
+{
+	const char *line = cfg.format == PG_FORMAT_JSON ? json : text;
+	size_t len = strlen(line);
+	struct pg_event_line *e = pg_alloc(sizeof(*e) + len + 1);
+	int saved = errno;
+
+	if (e) {
+		e->next = NULL;
+		memcpy(e->text, line, len + 1);
+		pthread_mutex_lock(&event_lock);
+		*events_tail = e;
+		events_tail = &e->next;
+		pthread_mutex_unlock(&event_lock);
+		if (pg_signals_wake() == 0) {
+			errno = saved;
+			return;
+		}
+	}
+	/* No thread to write it (no report signal, or before the first
+	 * socket), or no memory for the queue: write it here. */
+	pthread_mutex_lock(&report_lock);
+	flush_events();
+	if (!e)
+		write_event_line(line);
 	pthread_mutex_unlock(&report_lock);
 	errno = saved;
 }
@@ -178,9 +233,15 @@ void pg_track_reconcile(void)
 	pg_free(snap);
 }
 
-static void on_report_request(void)
+static void on_wake(int report)
 {
-	write_report(PG_REASON_SIGNAL);
+	if (report) {
+		write_report(PG_REASON_SIGNAL);
+		return;
+	}
+	pthread_mutex_lock(&report_lock);
+	flush_events();
+	pthread_mutex_unlock(&report_lock);
 }
 
 static void fork_prepare(void)
@@ -197,6 +258,10 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	/* The queued events are the parent's, which writes them. */
+	pthread_mutex_init(&event_lock, NULL);
+	events_head = NULL;
+	events_tail = &events_head;
 	pg_registry_fork_child();
 	pg_enforce_fork_child();
 	pthread_mutex_init(&report_lock, NULL);
@@ -230,7 +295,7 @@ static void do_init(void)
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
 	pg_sockinfo_scan(add_inherited, NULL, NULL, pg_real.close);
-	pg_signals_init(cfg.report_signal, on_report_request);
+	pg_signals_init(cfg.report_signal, on_wake);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	if (pg_registry_open() > 0)
 		pg_signals_start_thread();
