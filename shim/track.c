@@ -32,6 +32,10 @@ static int self_pid;
 static char exe[4096];
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_reported;
+/* Set, under report_lock, once the exit report is written: a report signal
+ * that comes while the process ends must not start a report that exit cuts
+ * in half after the exit report. */
+static int exit_done;
 static int exit_status_known, exit_status;
 static struct pg_suppress *supp;
 
@@ -109,6 +113,10 @@ static void write_report(enum pg_reason reason)
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
 	pthread_mutex_lock(&report_lock);
+	if (exit_done) {
+		pthread_mutex_unlock(&report_lock);
+		return;
+	}
 	pg_alloc_no_fault++;
 	flush_events();
 	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
@@ -130,6 +138,8 @@ static void write_report(enum pg_reason reason)
 	if (close_after)
 		pg_real.close(fd);
 	pg_alloc_no_fault--;
+	if (reason == PG_REASON_EXIT)
+		exit_done = 1;
 	pthread_mutex_unlock(&report_lock);
 	if (cfg.verbosity >= 2)
 		pg_warn("debug: %s report: %lu open, %lu leaked, %lu untracked; written in %.1f ms",
@@ -174,11 +184,14 @@ static void write_event_line(const char *line)
 		pg_real.close(fd);
 }
 
-/* Caller holds report_lock: events go out before the report they precede. */
+/* Caller holds report_lock: events go out before the report they precede.
+ * After the exit report nothing more is written. */
 static void flush_events(void)
 {
 	struct pg_event_line *e, *next;
 
+	if (exit_done)
+		return;
 	pthread_mutex_lock(&event_lock);
 	e = events_head;
 	events_head = NULL;
@@ -214,7 +227,7 @@ void pg_track_emit_event(const char *text, const char *json)
 	 * socket), or no memory for the queue: write it here. */
 	pthread_mutex_lock(&report_lock);
 	flush_events();
-	if (!e)
+	if (!e && !exit_done)
 		write_event_line(line);
 	pthread_mutex_unlock(&report_lock);
 	errno = saved;
@@ -267,6 +280,7 @@ static void fork_child(void)
 	pthread_mutex_init(&report_lock, NULL);
 	self_pid = getpid();
 	exit_reported = 0;
+	exit_done = 0;
 	pg_signals_fork_child();
 }
 
