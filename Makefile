@@ -84,7 +84,7 @@ $(B)/tests/test_%: tests/test_%.c $(B)/libportguard.a tests/pgtest.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-write-strings -o $@ $< $(B)/libportguard.a -lcmocka -ljansson -lpthread -ldl
 
-$(B)/bench/%: bench/%.c $(B)/libportguard.a
+$(B)/bench/%: bench/%.c bench/bench.h $(B)/libportguard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libportguard.a -lpthread -ldl -lm
 

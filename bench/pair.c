@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
+
 static int control;
 
 struct job {
@@ -31,23 +33,6 @@ struct job {
 	int nest;
 	pthread_barrier_t *go;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t cpu_ns(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
 
 /* About as long as a bare socket+close, all in user space. */
 static long spin(long n)
@@ -80,27 +65,13 @@ static long pairs(long n)
 	return n;
 }
 
-/* noipa and an empty asm on the result after the call: every level keeps its
- * own frame (no inlining, no tail call, no recursion turned into a loop). */
-__attribute__((noipa)) static long nest(int depth, long n)
-{
-	long r;
-
-	if (depth <= 0)
-		return pairs(n);
-	r = nest(depth - 1, n);
-	/* The result passes through an empty asm after the call: no tail call. */
-	__asm__ volatile("" : "+r"(r));
-	return r;
-}
-
 static void *worker(void *arg)
 {
 	struct job *j = arg;
 
-	nest(j->nest, j->warm);
+	pg_bench_nest(j->nest, j->warm, pairs);
 	pthread_barrier_wait(j->go);
-	nest(j->nest, j->n);
+	pg_bench_nest(j->nest, j->n, pairs);
 	return NULL;
 }
 
@@ -108,8 +79,8 @@ int main(int argc, char **argv)
 {
 	long n = 100000, warm = 2000;
 	int threads = 0, depth = 32, opt;
-	int64_t t0, t1, c0, c1;
-	long ops;
+	struct pg_bench_run r;
+	int64_t t0, c0;
 
 	while ((opt = getopt(argc, argv, "n:w:t:D:x")) != -1) {
 		switch (opt) {
@@ -119,22 +90,18 @@ int main(int argc, char **argv)
 		case 'D': depth = atoi(optarg); break;
 		case 'x': control = 1; break;
 		default:
-			fprintf(stderr, "usage: %s [-n PAIRS] [-w WARMUP] [-t THREADS] [-D NEST] [-x]\n",
+			fprintf(stderr,
+				"usage: %s [-n PAIRS] [-w WARMUP] [-t THREADS] [-D NEST] [-x]\n",
 				argv[0]);
 			return 2;
 		}
 	}
 	if (threads <= 0) {
 		/* In the main thread, as a plain program does it. */
-		nest(depth, warm);
-		c0 = cpu_ns();
-		t0 = now_ns();
-		ops = nest(depth, n);
-		t1 = now_ns();
-		c1 = cpu_ns();
+		pg_bench_time(depth, warm, n, pairs, &r);
 	} else {
 		pthread_t tid[threads];
-		struct job j = {.n = n, .warm = warm, .nest = depth};
+		struct job j = { .n = n, .warm = warm, .nest = depth };
 		pthread_barrier_t go;
 
 		pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
@@ -146,17 +113,14 @@ int main(int argc, char **argv)
 			}
 		}
 		pthread_barrier_wait(&go);
-		c0 = cpu_ns();
-		t0 = now_ns();
+		c0 = pg_bench_cpu_ns();
+		t0 = pg_bench_now_ns();
 		for (int i = 0; i < threads; i++)
 			pthread_join(tid[i], NULL);
-		t1 = now_ns();
-		c1 = cpu_ns();
-		ops = n * threads;
+		r.wall_ns = pg_bench_now_ns() - t0;
+		r.cpu_ns = pg_bench_cpu_ns() - c0;
+		r.ops = n * threads;
 	}
-	printf("%s: threads=%d ops=%ld wall_ns=%lld cpu_ns=%lld ns_per_op=%.1f cpu_ns_per_op=%.1f ops_per_sec=%.0f\n",
-	       control ? "control" : "pair", threads ? threads : 1, ops, (long long)(t1 - t0), (long long)(c1 - c0),
-	       (double)(t1 - t0) / (double)ops, (double)(c1 - c0) / (double)ops,
-	       (double)ops * 1e9 / (double)(t1 - t0));
+	pg_bench_print(control ? "control" : "pair", threads ? threads : 1, &r);
 	return 0;
 }
