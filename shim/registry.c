@@ -187,7 +187,7 @@ const struct pg_site *pg_site_intern(const uintptr_t *frames, unsigned depth)
 	return s;
 }
 
-void pg_site_count_created(const struct pg_site *site)
+static void site_count_created(const struct pg_site *site)
 {
 	if (site)
 		count(&((struct pg_site *)site)->created);
@@ -342,7 +342,7 @@ int pg_registry_add(int fd, uint64_t inode, const struct pg_site *site, int64_t 
 		count(&totals.inherited);
 	else
 		count(&totals.created);
-	pg_site_count_created(site);
+	site_count_created(site);
 	return 0;
 }
 
@@ -652,18 +652,6 @@ uint64_t pg_registry_open(void)
 void pg_registry_count_lost(void)
 {
 	count(&totals.lost);
-}
-
-void pg_registry_each_site(void (*fn)(const struct pg_site *, void *), void *arg)
-{
-	struct pg_site *s, *tmp;
-
-	pthread_mutex_lock(&site_lock);
-	HASH_ITER(hh, sites, s, tmp)
-	{
-		fn(s, arg);
-	}
-	pthread_mutex_unlock(&site_lock);
 }
 
 void pg_registry_fork_prepare(void)

@@ -24,7 +24,6 @@ enum {
 	PG_SOCK_INHERITED = 1u << 0, /* open when the library loaded, or at fork */
 	PG_SOCK_LISTENING = 1u << 1, /* listen() succeeded on it */
 	PG_SOCK_ACCEPTED = 1u << 2, /* made by accept/accept4 */
-	PG_SOCK_CONNECTED = 1u << 3, /* connect() succeeded or is in progress */
 	PG_SOCK_ACTIVE_CLOSED = 1u << 4, /* its active close was counted (shutdown) */
 };
 
@@ -85,7 +84,6 @@ void pg_registry_reset(void);
 
 /* Interns a stack; NULL only when out of memory. */
 const struct pg_site *pg_site_intern(const uintptr_t *frames, unsigned depth);
-void pg_site_count_created(const struct pg_site *site);
 
 /* Records a new socket on fd. A live record already on fd was closed behind
  * our back and is counted as closed_unseen. Returns 0 or -ENOMEM (counted
@@ -142,9 +140,8 @@ void pg_registry_drop_stale(int fd, uint32_t seq);
 void pg_registry_totals(struct pg_totals *t);
 uint64_t pg_registry_open(void);
 void pg_registry_count_lost(void);
-/* Calls fn for each site and each double close, under no lock: sites are
- * never freed, double closes only appended. */
-void pg_registry_each_site(void (*fn)(const struct pg_site *, void *), void *arg);
+/* The double closes seen, newest first; readers walk it without a lock
+ * (entries are only prepended, never freed before a reset). */
 const struct pg_double_close *pg_registry_double_closes(void);
 
 /* fork: prepare takes every lock, parent releases; child releases, marks every

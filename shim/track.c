@@ -14,8 +14,6 @@
 #include "shim/suppress.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
