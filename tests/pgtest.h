@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PGT_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Absolute path of a file of the build tree (tests run from the top). */
 static inline const char *pgt_path(const char *rel)
 {
@@ -51,23 +53,20 @@ static inline char *pgt_read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int c;
+	size_t len = 0, cap = 0, n;
 
 	if (!f)
 		return NULL;
-	while ((c = fgetc(f)) != EOF) {
-		if (len + 2 > cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = realloc(buf, cap);
+	do {
+		if (cap - len < 65536) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap + 1);
 		}
-		buf[len++] = (char)c;
-	}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
 	fclose(f);
-	if (!buf)
-		buf = calloc(1, 1);
-	else
-		buf[len] = 0;
+	buf[len] = 0;
 	return buf;
 }
 
@@ -196,6 +195,153 @@ static inline json_t *pgt_report_of(const char *dir, int pid, const char *reason
 	}
 	free(text);
 	return found;
+}
+
+/* A program running beside the test: stdin a pipe the test holds (closing
+ * it is EOF), stdout a pipe the test reads, stderr a file. */
+struct pgt_proc {
+	int pid;
+	int in, out; /* the test's ends */
+	char errpath[32];
+	char buf[65536]; /* stdout so far */
+	size_t len;
+	int status; /* after pgt_proc_finish: exit code, or 128+signal, or -1 */
+};
+
+static inline void pgt_spawn(struct pgt_proc *p, char *const argv[], const char *const env[],
+			     int preload)
+{
+	int in[2], out[2], efd;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->errpath, sizeof(p->errpath), "/tmp/pgt.err.XXXXXX");
+	efd = mkstemp(p->errpath);
+	if (efd < 0 || pipe(in) || pipe(out))
+		abort();
+	p->pid = fork();
+	if (p->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(efd, 2);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		close(efd);
+		unsetenv("PORTGUARD_OPTIONS");
+		unsetenv("LD_PRELOAD");
+		if (preload)
+			setenv("LD_PRELOAD", pgt_path("build/libportguard.so"), 1);
+		for (int i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(efd);
+	p->in = in[1];
+	p->out = out[0];
+	fcntl(p->out, F_SETFL, O_NONBLOCK);
+}
+
+/* Reads what the program wrote so far; 0 at EOF, 1 otherwise. */
+static inline int pgt_proc_pump(struct pgt_proc *p, int wait_ms)
+{
+	struct timespec ts = { 0, (long)wait_ms * 1000000L };
+	ssize_t n;
+
+	for (;;) {
+		if (p->len + 1 >= sizeof(p->buf))
+			return 1;
+		n = read(p->out, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+		if (n > 0) {
+			p->len += (size_t)n;
+			p->buf[p->len] = 0;
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return 0;
+		nanosleep(&ts, NULL);
+		return 1;
+	}
+}
+
+/* Waits up to bound_s seconds for text in the program's stdout; returns the
+ * seconds it took, or -1 (EOF or the bound). */
+static inline double pgt_wait_output(struct pgt_proc *p, const char *text, double bound_s)
+{
+	double t0 = pgt_now();
+
+	while (!strstr(p->buf, text)) {
+		if (pgt_now() - t0 > bound_s || !pgt_proc_pump(p, 5))
+			return strstr(p->buf, text) ? pgt_now() - t0 : -1;
+	}
+	return pgt_now() - t0;
+}
+
+/* Closes stdin, reads stdout to EOF and reaps the program, killing it after
+ * bound_s seconds (status then 128+SIGKILL, and *hung set). */
+static inline int pgt_proc_finish(struct pgt_proc *p, double bound_s, int *hung)
+{
+	double t0 = pgt_now();
+	int st, r;
+
+	if (hung)
+		*hung = 0;
+	if (p->in >= 0)
+		close(p->in);
+	p->in = -1;
+	for (;;) {
+		pgt_proc_pump(p, 5);
+		r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (pgt_now() - t0 > bound_s) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &st, 0);
+			if (hung)
+				*hung = 1;
+			break;
+		}
+	}
+	while (pgt_proc_pump(p, 1) && p->len + 1 < sizeof(p->buf))
+		;
+	close(p->out);
+	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return p->status;
+}
+
+/* The program's stderr (caller frees); removes the file. */
+static inline char *pgt_proc_err(struct pgt_proc *p)
+{
+	char *e = pgt_read_file(p->errpath);
+
+	unlink(p->errpath);
+	return e ? e : calloc(1, 1);
+}
+
+/* Waits up to bound_s seconds until path exists with at least lines
+ * complete lines; returns the seconds it took, or -1. */
+static inline double pgt_wait_lines(const char *path, int lines, double bound_s)
+{
+	double t0 = pgt_now();
+	struct timespec ts = { 0, 5000000 };
+
+	for (;;) {
+		char *t = pgt_read_file(path);
+		int n = 0;
+		for (char *q = t; q && (q = strchr(q, '\n')); q++)
+			n++;
+		free(t);
+		if (n >= lines)
+			return pgt_now() - t0;
+		if (pgt_now() - t0 > bound_s)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Checks the accounting identity of a report object. */

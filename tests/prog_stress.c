@@ -1,6 +1,7 @@
 /* Test program: THREADS threads each create and close PER sockets, each
- * leaking exactly one (the middle one); prints "done" and the number of
- * sockets it created.
+ * leaking exactly one (the middle one); prints "ready" when main starts
+ * (every constructor, the library's included, has run: a report signal may
+ * come), then "done" and the number of sockets it created.
  *   prog_stress THREADS PER */
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 	per = argc > 2 ? atoi(argv[2]) : 20000;
 	if (n < 1 || n > 64)
 		return 2;
+	printf("ready\n");
+	fflush(stdout);
 	for (int i = 0; i < n; i++)
 		pthread_create(&t[i], NULL, worker, NULL);
 	for (int i = 0; i < n; i++)

@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # make install DESTDIR=... PREFIX=/usr puts the expected files in place, the
 # installed tool finds the installed library, and make uninstall removes them.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-check() { if [ "$2" = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fi; }
+source "$(dirname "$0")/lib.sh"
+check() { cond "$@"; }
 
 make -s install DESTDIR="$T" PREFIX=/usr >"$T/log" 2>&1
 check "make install DESTDIR=\$tmp PREFIX=/usr succeeds" $?

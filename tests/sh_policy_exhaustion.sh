@@ -4,16 +4,12 @@
 # 300 ports and tcp_tw_reuse=0, a client that opens a connection per request
 # runs out of ports and connect() fails with EADDRNOTAVAIL; the churn warning
 # said "exhaustion" before that happened. Only loopback exists in there.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$PWD
+source "$(dirname "$0")/lib.sh"
 
 if [ "$(id -u)" != 0 ] || ! unshare -n true 2>/dev/null; then
 	echo "ok - exhaustion reproduced and foretold # SKIP network namespaces are not allowed here"
 	exit 0
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 echo "churn warn_per_sec=5" >"$T/policy"
 
 unshare -n bash -c '

@@ -3,18 +3,8 @@
 # the same program merge into one set of call sites with summed counts;
 # --diff finds the growth between two dumps of a slow leak; --folded prints
 # its stacks.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$PWD
-PG=$ROOT/build/portguard
-LIB=$ROOT/build/libportguard.so
-T=$(mktemp -d)
-trap 'kill $slow 2>/dev/null; rm -rf "$T"' EXIT
-slow=
-
-check() { # description, condition result (0 = true)
-	if [ "$2" = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fi
-}
+source "$(dirname "$0")/lib.sh"
+check() { cond "$@"; }
 
 # Two processes of one program, each leaking 2 sockets from the same site.
 for i in 1 2; do
@@ -44,17 +34,17 @@ check "text merge shows the leaking function" "$(grep -q 'in connect_to' "$T/mer
 LD_PRELOAD=$LIB PORTGUARD_OPTIONS="log_path=$T/slow format=json" \
 	build/tests/prog_lifecycle slowleak >"$T/slow.out" 2>&1 &
 slow=$!
-for _ in $(seq 100); do grep -q ready "$T/slow.out" 2>/dev/null && break; sleep 0.05; done
-sleep 0.2
+started "$slow"
+wait_for "$T/slow.out" ready
 "$PG" dump "$slow" >/dev/null
 check "dump of a process under the library exits 0" $?
-for _ in $(seq 100); do [ -s "$T/slow.$slow" ] && break; sleep 0.02; done
-sleep 0.1
+wait_lines "$T/slow.$slow" 1
 cp "$T/slow.$slow" "$T/old.json"
-sleep 0.5
+# The leak grows by one socket every 20 ms: wait until it has grown by 6.
+before_n=$(jq '.totals.open' "$T/old.json")
+wait_until 10 "the slow leak to grow" bash -c "[ \$(ls /proc/$slow/fd | wc -l) -gt $((before_n + 8)) ]"
 "$PG" dump "$slow" >/dev/null
-for _ in $(seq 100); do [ "$(wc -l <"$T/slow.$slow")" -ge 2 ] && break; sleep 0.02; done
-sleep 0.1
+wait_lines "$T/slow.$slow" 2
 "$PG" report --json --diff "$T/old.json" "$T/slow.$slow" >"$T/diff.json"
 check "report --diff --json exits 0" $?
 before=$(jq '.sites[0].open_before' "$T/diff.json")
@@ -77,4 +67,3 @@ check "--folded prints 'frame;...;frame count' with the leaked count" \
 check "--folded puts the outermost frame first" "$([[ "$line" == _start\;* ]]; echo $?)"
 kill "$slow"
 wait "$slow" 2>/dev/null
-slow=

@@ -3,38 +3,16 @@
 # has not loaded libportguard (which must survive), one that does not catch
 # the signal; sends (exit 0) to one that maps a file named libportguard.so
 # and catches or blocks the signal; bad arguments exit 2.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$PWD
-PG=$ROOT/build/portguard
+source "$(dirname "$0")/lib.sh"
 SW=$ROOT/build/tests/prog_tool_sigwait
 CHURN=$ROOT/build/tests/prog_tool_churn
-T=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() {
-	if [ "$2" == "$3" ]; then ok "$1"; else notok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-# waits up to 5 s for a line matching $2 in file $1
-wait_for() {
-	for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	return 1
-}
 # starts prog_tool_sigwait with the given environment assignments and mode;
 # sets $sp to its pid and $so to its output file
 start_sw() {
 	so=$T/sw.$RANDOM
 	env "$@" "$SW" "$T/lib/libportguard.so" "$mode" >"$so" 2>&1 &
 	sp=$!
-	pids+=("$sp")
+	started "$sp"
 	wait_for "$so" '^ready' || notok "prog_tool_sigwait started"
 }
 
@@ -50,12 +28,12 @@ err=$("$PG" dump "$gone" 2>&1); rc=$?
 check "no such process: exit 1" 1 "$rc"
 [[ $err == *"no process with pid $gone"* ]] && ok "and says so" || notok "and says so (got: $err)"
 
-sleep 30 & sl=$!; pids+=("$sl")
-sleep 0.2
+sleep 30 & sl=$!; started "$sl"
+wait_until 10 "sleep to start" pg_runs "$sl" "$(readlink -f "$(command -v sleep)")"
 err=$("$PG" dump "$sl" 2>&1); rc=$?
 check "a process without the library: exit 1" 1 "$rc"
 [[ $err == *"has not loaded libportguard"* ]] && ok "and says so" || notok "and says so (got: $err)"
-sleep 0.3
+# A negative: nothing is waited for, the check can only pass wrongly.
 kill -0 "$sl" 2>/dev/null && ok "and it is still alive" || notok "and it is still alive"
 "$PG" dump -s USR2 "$sl" 2>/dev/null; check "-s USR2 does not change that" 1 $?
 kill -0 "$sl" 2>/dev/null && ok "and it is still alive after -s USR2" || notok "still alive after -s USR2"
@@ -88,7 +66,6 @@ mode=none start_sw
 err=$("$PG" dump "$sp" 2>&1); rc=$?
 check "library mapped but SIGUSR1 not caught: exit 1" 1 "$rc"
 [[ $err == *"does not catch SIGUSR1"* ]] && ok "and says so" || notok "and says so (got: $err)"
-sleep 0.3
 kill -0 "$sp" 2>/dev/null && ok "and it is still alive" || notok "and it is still alive"
 
 mode=none start_sw PORTGUARD_OPTIONS=report_signal=0
@@ -125,7 +102,7 @@ out=$("$PG" dump --help); rc=$?
 if [ -e "$ROOT/build/libportguard.so" ] && [ -x "$CHURN" ]; then
 	mkdir -p "$T/rep"
 	"$PG" run --json -o "$T/rep/pg" -- "$CHURN" -e 2 -T 60 >"$T/churn.out" 2>&1 &
-	cp=$!; pids+=("$cp")
+	cp=$!; started "$cp"
 	if wait_for "$T/churn.out" '^ready'; then
 		"$PG" dump "$cp" 2>/dev/null; check "a process under portguard run: exit 0" 0 $?
 		if wait_for "$T/rep/pg.$cp" '"reason": *"signal"'; then ok "its signal report arrived"
@@ -137,14 +114,13 @@ if [ -e "$ROOT/build/libportguard.so" ] && [ -x "$CHURN" ]; then
 	# A process that has made no socket has no report thread yet: dump
 	# says when it will answer, and the process lives on.
 	LD_PRELOAD="$ROOT/build/libportguard.so" sleep 30 &
-	ns=$!; pids+=("$ns")
-	sleep 0.3
+	ns=$!; started "$ns"
+	wait_until 10 "the library to be loaded" pg_mapped "$ns"
 	msg=$("$PG" dump "$ns" 2>&1); rc=$?
 	check "a process with no socket yet: exit 0" 0 "$rc"
 	[[ $msg == *"has not created a socket yet"*"first socket, or with its exit report"* ]] &&
 		ok "dump says it will answer at its first socket or at exit" ||
 		notok "dump says it will answer at its first socket or at exit"
-	sleep 0.2
 	kill -0 "$ns" 2>/dev/null && ok "and it is still alive" || notok "and the socket-less process is still alive"
 fi
 exit $((fails > 0))

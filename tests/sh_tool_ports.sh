@@ -4,29 +4,8 @@
 # TIME_WAIT (active close), holds 5 ESTABLISHED, 3 CLOSE_WAIT and 2 from
 # IPv6 sockets to the IPv4-mapped address; `ports --json` must agree with
 # `ss -tan` state by state and name the owner. Only 127.0.0.1 and ::1.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$PWD
-PG=$ROOT/build/portguard
+source "$(dirname "$0")/lib.sh"
 CHURN=$ROOT/build/tests/prog_tool_churn
-T=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() {
-	if [ "$2" == "$3" ]; then ok "$1"; else notok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-wait_for() {
-	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	return 1
-}
 
 for f in "$PG" "$CHURN"; do
 	[ -x "$f" ] || { notok "$f is built"; exit 1; }
@@ -40,13 +19,13 @@ SIZE=$((HIGH - LOW + 1))
 TW=300 EST=5 CW=3 MAPPED=2
 addrs=(-a 127.0.0.1 -a ::1)
 "$CHURN" "${addrs[@]}" -t $TW -e $EST -w $CW -m $MAPPED -T 120 >"$T/churn" 2>&1 &
-CP=$!; pids+=("$CP")
+CP=$!; started "$CP"
 if ! wait_for "$T/churn" '^ready'; then
 	# No IPv6 on this machine: IPv4 alone.
 	kill "$CP" 2>/dev/null
 	addrs=(-a 127.0.0.1)
 	"$CHURN" "${addrs[@]}" -t $TW -e $EST -w $CW -m $MAPPED -T 120 >"$T/churn" 2>&1 &
-	CP=$!; pids+=("$CP")
+	CP=$!; started "$CP"
 	wait_for "$T/churn" '^ready' || { notok "prog_tool_churn started: $(cat "$T/churn")"; exit 1; }
 fi
 P4=$(awk '$1 == "listen" && $2 == "127.0.0.1" {print $3}' "$T/churn")
@@ -165,7 +144,7 @@ check "--pid: every tuple is owned by it" "" \
 # A process near RLIMIT_NOFILE: 3 + 1 listener + 2 x 20 = 44 of 64 = 69 %.
 # (Stopped again before the system-wide checks below.)
 (ulimit -Sn 64 && exec "$CHURN" -e 20 -T 120) >"$T/lim" 2>&1 &
-LP=$!; pids+=("$LP")
+LP=$!; started "$LP"
 if wait_for "$T/lim" '^ready'; then
 	# 3 + 1 listener + 40, plus what the test's shell let it inherit.
 	n=$(ls /proc/$LP/fd | wc -l)

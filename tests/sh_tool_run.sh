@@ -4,20 +4,8 @@
 # The layouts are built from copies of the tool next to stand-in library
 # files (ld.so says it cannot preload them and runs the program anyway), so
 # this does not depend on the state of the library.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$PWD
-PG=$ROOT/build/portguard
+source "$(dirname "$0")/lib.sh"
 ENVP=$ROOT/build/tests/prog_tool_env
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # what expected actual
-	if [ "$2" == "$3" ]; then ok "$1"; else notok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
 
 for f in "$PG" "$ENVP"; do
 	[ -x "$f" ] || { notok "$f is built"; exit 1; }

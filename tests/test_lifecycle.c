@@ -301,29 +301,32 @@ static void test_lifecycle_same_results_with_and_without(void **state)
 static void test_lifecycle_stress_with_signals(void **state)
 {
 	char opts[PATH_MAX + 64];
+	const char *env[] = { opts, NULL };
+	char *argv[] = { (char *)pgt_path("build/tests/prog_stress"), "8", "20000", NULL };
+	struct pgt_proc p;
 	pid_t pid;
 	int st, signals = 0;
 	json_t *rep;
-	double t0 = pgt_now();
+	double t0 = pgt_now(), ready;
 
 	(void)state;
-	snprintf(opts, sizeof(opts), "log_path=%s/r format=json symbolize=0", dir);
-	pid = fork();
-	if (pid == 0) {
-		int nul = open("/dev/null", O_WRONLY);
-		dup2(nul, 1);
-		setenv("LD_PRELOAD", pgt_path("build/libportguard.so"), 1);
-		setenv("PORTGUARD_OPTIONS", opts, 1);
-		execl(pgt_path("build/tests/prog_stress"), "prog_stress", "8", "20000",
-		      (char *)NULL);
-		_exit(127);
-	}
-	usleep(20000);
-	while (waitpid(pid, &st, WNOHANG) == 0) {
+	snprintf(opts, sizeof(opts), "PORTGUARD_OPTIONS=log_path=%s/r format=json symbolize=0",
+		 dir);
+	pgt_spawn(&p, argv, env, 1);
+	pid = p.pid;
+	/* Signals only once main runs: before the library's constructor, the
+	 * default action would end the program. */
+	ready = pgt_wait_output(&p, "ready\n", 30);
+	print_message("stress: ready after %.2f s\n", ready);
+	assert_true(ready >= 0);
+	while (waitpid(pid, &st, WNOHANG) == 0 && pgt_now() - t0 < 120) {
 		if (kill(pid, SIGUSR1) == 0)
 			signals++;
-		usleep(20000);
+		pgt_proc_pump(&p, 20);
 	}
+	close(p.in);
+	close(p.out);
+	free(pgt_proc_err(&p));
 	print_message("stress: %d report signals sent during %.2f s\n", signals, pgt_now() - t0);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	{
