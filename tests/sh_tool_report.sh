@@ -4,17 +4,7 @@
 # module bases); pid 101 wrote a signal report then its exit report, pid 102
 # two signal reports and a policy event. Checks the merge, --json, --folded,
 # --diff exactly, and the handling of bad input.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-PG=$PWD/build/portguard
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() {
-	if [ "$2" == "$3" ]; then ok "$1"; else notok "$1"; diff <(echo "$2") <(echo "$3") | sed 's/^/#   /'; fi
-}
+source "$(dirname "$0")/lib.sh"
 [ -x "$PG" ] || { notok "$PG is built"; exit 1; }
 command -v jq >/dev/null || { notok "jq is installed (this test needs it)"; exit 1; }
 cd "$T" || exit 2
@@ -194,6 +184,35 @@ bad "a count that is not a number: exit 2" badtype 'badtype:1: sites[0].open is 
 echo '{"portguard": 1, "pid": 5}' >noreason
 bad "neither report nor event: exit 2" noreason "noreason:1: neither a report"
 bad "a file that cannot be read: exit 2" missing "cannot read missing"
+bad "a directory: exit 2" . "cannot read .: it is a directory"
+bad "a device: exit 2" /dev/zero "cannot read /dev/zero: not a regular file or pipe"
+mkfifo fifo
+err=$(timeout 20 "$PG" report fifo 2>&1); rc=$?
+cond "a FIFO without a writer reads as empty, never hangs (rc $rc)" "$([ $rc -ne 124 ]; echo $?)"
+
+# Bounded and linear on large input (SPEC section 7). A site of 262,144
+# frames folds in linear time (it took minutes when each frame copied the
+# line so far).
+python3 -c '
+import json
+frames = [{"addr": hex(0x1000 + i), "module": "/bin/x", "offset": hex(i), "function": "f%d" % i} for i in range(262144)]
+print(json.dumps({"portguard": 1, "pid": 1, "exe": "/bin/x", "reason": "exit", "totals": {"created": 1, "closed": 0, "closed_unseen": 0, "open": 1, "leaked": 1}, "sites": [{"open": 1, "leaked": 1, "created": 1, "frames": frames, "sockets": [{"fd": 3, "inode": 5, "leaked": True}]}], "double_closes": []}))' >deep
+t0=$(pg_now)
+timeout 120 "$PG" report --folded deep >deep.folded; rc=$?
+echo "# --folded of one site of 262144 frames: $(pg_since "$t0") s"
+check "--folded of 262144 frames: exit 0 within the bound" 0 "$rc"
+check "  one line, outermost frame first, count 1" "1 f262143; 1" \
+	"$(wc -l <deep.folded) $(cut -d';' -f1 deep.folded); $(awk '{print $NF}' deep.folded)"
+# A line longer than the bound is refused with one line, in bounded memory
+# (ulimit -v: a reader without a bound would need the whole line and more).
+t0=$(pg_now)
+err=$( (ulimit -v 1500000; head -c $((513 << 20)) /dev/zero | tr '\0' x | "$PG" report -) 2>&1); rc=$?
+echo "# 513 MiB on one line refused after $(pg_since "$t0") s"
+if [ "$rc" -eq 2 ] && [[ $err == *"-:1: a line longer than 512 MiB"* ]] && [ "$(wc -l <<<"$err")" -eq 1 ]; then
+	ok "a 513 MiB line: exit 2, one line, within 1.5 GB of address space"
+else
+	notok "a 513 MiB line: exit 2, one line, within 1.5 GB of address space (rc $rc: ${err:0:300})"
+fi
 
 usage() {
 	local what=$1 want=$2 err rc

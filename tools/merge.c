@@ -3,6 +3,9 @@
 #include "tools/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -229,31 +232,82 @@ static int load_line(struct pg_merge *m, size_t file, const char *path, size_t l
 	return 0;
 }
 
+/* One line of f into *buf (NUL-terminated, newline kept), at most max
+ * bytes: 1, 0 at end of file, -1 for a longer line (the rest of the file is
+ * not read: a report line is never that long, and memory stays bounded). */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len)
+{
+	*len = 0;
+	for (;;) {
+		size_t got;
+
+		if (*cap - *len < 2) {
+			if (*cap >= max + 2)
+				return -1;
+			*cap = *cap ? *cap * 2 : 65536;
+			if (*cap > max + 2)
+				*cap = max + 2;
+			*buf = pg_cli_realloc(*buf, *cap);
+		}
+		if (!fgets(*buf + *len, (int)(*cap - *len < INT_MAX ? *cap - *len : INT_MAX), f))
+			return *len > 0;
+		got = strlen(*buf + *len);
+		*len += got;
+		if (*len && (*buf)[*len - 1] == '\n')
+			return 1;
+		if (got == 0) /* a NUL byte: not a report line; let the parser say */
+			return 1;
+	}
+}
+
+/* Opens a report file: a regular file, a pipe or FIFO (portguard report
+ * <(...)), never a device or directory, and never a blocking open (a FIFO
+ * without a writer reads as empty). */
+static FILE *open_report(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), fl;
+	FILE *f;
+
+	if (fd < 0) {
+		pg_cli_warn("cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))) {
+		pg_cli_warn("cannot read %s: %s", path,
+			    S_ISDIR(st.st_mode) ? "it is a directory"
+						: "not a regular file or pipe");
+		close(fd);
+		return NULL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	f = fdopen(fd, "r");
+	if (!f) {
+		pg_cli_warn("cannot read %s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
 int pg_merge_load(struct pg_merge *m, const char *path)
 {
 	char *line = NULL;
-	size_t cap = 0, lineno = 0;
+	size_t cap = 0, lineno = 0, len;
 	struct stat st;
-	ssize_t n;
-	int r = 0;
+	int r = 0, got;
 	FILE *f;
 
 	if (strcmp(path, "-") == 0) {
 		f = stdin;
 	} else {
-		f = fopen(path, "re");
-		if (!f) {
-			pg_cli_warn("cannot read %s: %s", path, strerror(errno));
+		f = open_report(path);
+		if (!f)
 			return -1;
-		}
 	}
 	/* The same file named twice (a glob and a name) counts once. */
-	if (f != stdin && fstat(fileno(f), &st) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			pg_cli_warn("%s is a directory", path);
-			fclose(f);
-			return -1;
-		}
+	if (f != stdin && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
 		for (size_t i = 0; i < m->nfiles; i++)
 			if (m->files[i].dev == st.st_dev && m->files[i].ino == st.st_ino) {
 				fclose(f);
@@ -267,8 +321,7 @@ int pg_merge_load(struct pg_merge *m, const char *path)
 		m->files[m->nfiles].dev = m->files[m->nfiles].ino = ~0ull;
 	}
 	m->nfiles++;
-	while ((n = getline(&line, &cap, f)) > 0) {
-		size_t len = (size_t)n;
+	while ((got = read_line(f, &line, &cap, PG_MERGE_MAX_LINE, &len)) > 0) {
 		lineno++;
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
 			       line[len - 1] == ' ' || line[len - 1] == '\t'))
@@ -278,6 +331,11 @@ int pg_merge_load(struct pg_merge *m, const char *path)
 		r = load_line(m, m->nfiles - 1, path, lineno, line, len);
 		if (r)
 			break;
+	}
+	if (!r && got < 0) {
+		pg_cli_warn("%s:%zu: a line longer than %d MiB; not a report", path, lineno + 1,
+			    PG_MERGE_MAX_LINE >> 20);
+		r = -1;
 	}
 	if (!r && ferror(f)) {
 		pg_cli_warn("cannot read %s: %s", path, strerror(errno));

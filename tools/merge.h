@@ -40,6 +40,10 @@ struct pg_mfile {
 	unsigned long long dev, ino;
 };
 
+/* The longest report line read: a JSON report of 1,000,000 sockets is
+ * about 250 MiB on one line. */
+#define PG_MERGE_MAX_LINE (512 << 20)
+
 void pg_merge_init(struct pg_merge *m);
 /* Reads one file ("-": stdin). Returns 0, or -1 after printing one line
  * "FILE:LINE: what is wrong" (or why the file cannot be read). */

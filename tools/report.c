@@ -287,13 +287,20 @@ struct pg_fold {
 	UT_hash_handle hh;
 };
 
-static void fold_name(char **buf, size_t *len, const json_t *f)
+/* Appends a frame's name to the line being built (amortised linear: the
+ * buffer doubles). */
+static void fold_name(char **buf, size_t *len, size_t *cap, const json_t *f)
 {
 	const char *fn = pg_merge_str(f, "function"), *mod = pg_merge_str(f, "module");
 	const char *off = pg_merge_str(f, "offset"), *addr = pg_merge_str(f, "addr");
+	const char *file = pg_merge_str(f, "file");
 	char *name, *p;
+	size_t n;
 
-	if (fn)
+	if (fn && file && pg_merge_str(f, "language"))
+		name =
+		    pg_cli_asprintf("%s (%s:%lld)", fn, file, (long long)pg_merge_int(f, "line"));
+	else if (fn)
 		name = pg_cli_strdup(fn);
 	else if (mod)
 		name = pg_cli_asprintf("%s+%s", strrchr(mod, '/') ? strrchr(mod, '/') + 1 : mod,
@@ -304,26 +311,33 @@ static void fold_name(char **buf, size_t *len, const json_t *f)
 	for (p = name; *p; p++)
 		if (*p == ';' || *p == '\n' || *p == '\r')
 			*p = '_';
-	p = pg_cli_asprintf("%s%s%s", *buf, *len ? ";" : "", name);
-	*len = strlen(p);
-	free(*buf);
+	n = strlen(name);
+	if (*len + n + 2 > *cap) {
+		while (*len + n + 2 > *cap)
+			*cap = *cap ? *cap * 2 : 256;
+		*buf = pg_cli_realloc(*buf, *cap);
+	}
+	if (*len)
+		(*buf)[(*len)++] = ';';
+	memcpy(*buf + *len, name, n + 1);
+	*len += n;
 	free(name);
-	*buf = p;
 }
 
 static void fold_add(struct pg_fold **h, const json_t *frames, long long count)
 {
-	char *line = pg_cli_strdup("");
-	size_t len = 0, n = json_array_size(frames);
+	char *line = NULL;
+	size_t len = 0, cap = 0, n = json_array_size(frames);
 	struct pg_fold *f;
 
 	for (size_t i = n; i > 0; i--)
-		fold_name(&line, &len, json_array_get(frames, i - 1));
+		fold_name(&line, &len, &cap, json_array_get(frames, i - 1));
 	if (!n) {
 		free(line);
 		line = pg_cli_strdup("[no stack]");
+		len = strlen(line);
 	}
-	HASH_FIND_STR(*h, line, f);
+	HASH_FIND(hh, *h, line, len, f);
 	if (f) {
 		f->count += count;
 		free(line);
@@ -332,7 +346,7 @@ static void fold_add(struct pg_fold **h, const json_t *frames, long long count)
 	f = pg_cli_calloc(1, sizeof(*f));
 	f->line = line;
 	f->count = count;
-	HASH_ADD_KEYPTR(hh, *h, f->line, strlen(f->line), f);
+	HASH_ADD_KEYPTR(hh, *h, f->line, len, f);
 }
 
 static int cmp_fold(const void *a, const void *b)
