@@ -13,7 +13,9 @@ WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wwrite-strings
 CFLAGS  ?= -g -O2
 CFLAGS  += -std=gnu11 $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -I.
-SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
+# -fexceptions: pthread_cancel unwinds through the wrappers, which settle
+# what they began (cleanup attributes) instead of leaving a lock held.
+SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -fexceptions
 # The shim reaches libunwind and libdw through dlopen(RTLD_LOCAL), never by
 # linking them: libunwind exports a weak backtrace() that would replace glibc's
 # in the host program.

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +96,19 @@ size_t pg_alloc_bytes(void)
 	return __atomic_load_n(&alloc_bytes, __ATOMIC_RELAXED);
 }
 
+int pg_nocancel_begin(void)
+{
+	int old = PTHREAD_CANCEL_ENABLE;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+void pg_nocancel_end(int old)
+{
+	pthread_setcancelstate(old, NULL);
+}
+
 int64_t pg_now_ns(void)
 {
 	struct timespec ts;
@@ -117,7 +131,7 @@ char *pg_read_file(const char *path, size_t max, size_t *len, const char **why)
 	char *buf = NULL;
 	size_t got = 0;
 	int saved = errno;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0)
 		*why = strerror(errno);

@@ -16,6 +16,21 @@
  * own code, dlsym calling calloc, a signal handler that interrupted us) goes
  * straight to libc. initial-exec: no allocation on first access. */
 extern __thread int pg_inside __attribute__((tls_model("initial-exec")));
+/* pg_inside for the rest of a scope, however it is left: a return, or the
+ * unwinding of pthread_cancel (the shim is built with -fexceptions). */
+static inline void pg_inside_leave(int *unused)
+{
+	(void)unused;
+	pg_inside--;
+}
+#define PG_INSIDE_SCOPE \
+	int pg_inside_scope_ __attribute__((cleanup(pg_inside_leave), unused)) = (pg_inside++, 0)
+
+/* Library work that makes cancellation points (open, write) on a program's
+ * thread: no pthread_cancel acts inside it, with our locks held. */
+int pg_nocancel_begin(void);
+void pg_nocancel_end(int old);
+
 /* Set in a vfork child, which runs on its parent's memory and thread: what
  * it does must not land in the parent's registry. */
 extern __thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
@@ -44,6 +59,39 @@ int64_t pg_now_coarse_ns(void);
  * terminated, in pg_alloc'd memory; NULL with *why set (a reason for a
  * message) when it cannot be read, is no regular file, or exceeds max. */
 char *pg_read_file(const char *path, size_t max, size_t *len, const char **why);
+
+/* 1 when the 8 bytes at p can be read, 0 when not (or unknown): the kernel
+ * reads them for rt_sigprocmask with an invalid "how", which fails with
+ * EINVAL after a good copy and EFAULT after a bad one, and changes nothing.
+ * A raw system call: no errno, no libc, async-signal-safe. */
+static inline int pg_mem_readable8(const void *p)
+{
+	long r;
+
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = 8; /* sizeof the kernel's sigset */
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "0"(14L /* SYS_rt_sigprocmask */), "D"(-1L), "S"(p), "d"(0L), "r"(r10)
+			 : "rcx", "r11", "memory");
+#else
+	(void)p;
+	r = 0;
+#endif
+	return r == -22; /* -EINVAL */
+}
+
+/* The same for [p, p + n), n <= 4096: its first and last 8 bytes. */
+static inline int pg_mem_readable(const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!p || n > 4096 || a + n < a)
+		return 0;
+	if (n < 8)
+		return pg_mem_readable8(p);
+	return pg_mem_readable8(p) && pg_mem_readable8((const char *)p + n - 8);
+}
 
 /* Async-signal-safe, errno-preserving write of a whole buffer. */
 int pg_write_all(int fd, const char *buf, size_t len);

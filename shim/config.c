@@ -70,6 +70,27 @@ int pg_config_signal(const char *name)
 	return -1;
 }
 
+const char *pg_config_signal_refused(int sig)
+{
+	switch (sig) {
+	case SIGKILL:
+	case SIGSTOP: return "it cannot be caught";
+	/* A faulting program would loop in our handler for ever instead of
+	 * dying with the fault. */
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGILL:
+	case SIGTRAP:
+	case SIGSYS: return "the kernel sends it on a fault";
+	default: break;
+	}
+	/* glibc keeps 32 and 33 for itself (thread cancellation, setxid). */
+	if (sig > 0 && sig < SIGRTMIN && sig >= 32)
+		return "glibc reserves it";
+	return NULL;
+}
+
 struct pg_parse {
 	void (*warn)(const char *line, void *arg);
 	void *arg;
@@ -156,11 +177,15 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 		set_bool(p, k, v, &c->report_at_exit);
 	} else if (!strcmp(k, "report_signal")) {
 		int s = pg_config_signal(v);
-		if (s < 0 || s == SIGKILL || s == SIGSTOP)
+		const char *why = pg_config_signal_refused(s);
+		if (s < 0)
 			warnf(p,
 			      "PORTGUARD_OPTIONS: report_signal must be a signal name (USR1, "
 			      "RTMIN+3), a number or 0, got '%s'; using %d",
 			      v, c->report_signal);
+		else if (why)
+			warnf(p, "PORTGUARD_OPTIONS: report_signal=%s refused: %s; using %d", v,
+			      why, c->report_signal);
 		else
 			c->report_signal = s;
 	} else if (!strcmp(k, "stack_depth")) {

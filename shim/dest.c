@@ -83,7 +83,8 @@ static int create_file(struct pg_dest *d, const char *base, const char **why)
 static int append_file(const char *name, const char **why)
 {
 	struct stat st;
-	int fd = open(name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in its place must not hang the program. */
+	int fd = open(name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
 		*why = strerror(errno);

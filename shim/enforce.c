@@ -80,7 +80,7 @@ static unsigned long get(const unsigned long *c)
 
 static int read_small(const char *path, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	ssize_t n;
 
 	if (fd < 0)
@@ -198,11 +198,28 @@ static void socket_kind(int fd, int *type, int *protocol)
 		*protocol = -1;
 }
 
-void pg_enforce_bind(int fd, const struct sockaddr *addr, socklen_t len)
+/* The program's address, if it can be read: a bad pointer must reach the
+ * kernel, which returns EFAULT, never crash us first. */
+static int copy_addr(const struct sockaddr *addr, socklen_t len, struct sockaddr_storage *ss,
+		     socklen_t *n)
 {
+	*n = len < sizeof(*ss) ? len : (socklen_t)sizeof(*ss);
+	if (!addr || *n < sizeof(sa_family_t) || !pg_mem_readable(addr, *n))
+		return -EFAULT;
+	memcpy(ss, addr, *n);
+	return 0;
+}
+
+void pg_enforce_bind(int fd, const struct sockaddr *uaddr, socklen_t ulen)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr *addr = (const struct sockaddr *)&ss;
+	socklen_t len;
 	int type, protocol;
 	unsigned want;
 
+	if (copy_addr(uaddr, ulen, &ss, &len) < 0)
+		return;
 	socket_kind(fd, &type, &protocol);
 	want = pg_policy_decide_bind(&pol, type, protocol, addr, len);
 	/* Only what the socket lacks, and every application counted. */
@@ -384,9 +401,25 @@ static int is_nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
+/* pool_lock held, for the cleanup of a pthread_cancel inside the wait
+ * (pthread_cond_clockwait takes the lock again before it unwinds). */
+struct pg_pool_hold {
+	int locked;
+};
+
+static void pool_unwound(struct pg_pool_hold *h)
+{
+	if (h->locked)
+		pthread_mutex_unlock(&pool_lock);
+}
+
+int pg_enforce_connect_begin(int fd, const struct sockaddr *uaddr, socklen_t ulen,
 			     struct pg_enforce_conn *c)
 {
+	struct pg_pool_hold hold __attribute__((cleanup(pool_unwound))) = { 0 };
+	struct sockaddr_storage ss;
+	const struct sockaddr *addr = (const struct sockaddr *)&ss;
+	socklen_t len;
 	struct pg_policy_dest d;
 	struct pg_conn conn;
 	const struct pg_site *site = NULL;
@@ -398,7 +431,8 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 	c->fd = fd;
 	c->rule = -1;
 	c->dest = NULL;
-	if (pg_policy_dest_from_sockaddr(&d, addr, len) < 0 || !is_tcp(fd))
+	if (copy_addr(uaddr, ulen, &ss, &len) < 0 ||
+	    pg_policy_dest_from_sockaddr(&d, addr, len) < 0 || !is_tcp(fd))
 		return 0;
 	/* Accepted sockets are not destinations: only connect() gets here. */
 	if (pol.churn_warn_per_sec)
@@ -413,6 +447,7 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 		return 0;
 
 	pthread_mutex_lock(&pool_lock);
+	hold.locked = 1;
 	for (;;) {
 		int64_t now = pg_now_ns();
 		used = in_use[rule];
@@ -432,12 +467,14 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 			/* Before waiting: a close we could not see frees its
 			 * slot too. Reconciling takes registry locks and calls
 			 * release(), so not under pool_lock. */
+			hold.locked = 0;
 			pthread_mutex_unlock(&pool_lock);
 			pg_track_reconcile();
 			add(&counters.pool_waits);
 			site = pg_track_capture();
 			pool_event(EV_POOL_WAIT, rule, &d, used, site);
 			pthread_mutex_lock(&pool_lock);
+			hold.locked = 1;
 			waited = 1;
 			start = now;
 			continue;
@@ -446,8 +483,10 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 		int64_t end = start + (int64_t)pol.pool[rule].wait_ms * 1000000;
 		until.tv_sec = end / 1000000000;
 		until.tv_nsec = end % 1000000000;
+		/* A cancellation point, as connect itself is. */
 		pthread_cond_clockwait(&pool_cond, &pool_lock, CLOCK_MONOTONIC, &until);
 	}
+	hold.locked = 0;
 	pthread_mutex_unlock(&pool_lock);
 	if (v == PG_POOL_WARN || denied) {
 		if (!site)

@@ -92,24 +92,42 @@ PG_EXPORT int listen(int fd, int backlog)
 	return rc;
 }
 
+/* connect, close and fclose are cancellation points: pthread_cancel unwinds
+ * through them (the shim is built with -fexceptions), and what a wrapper
+ * began before the real call is settled by its cleanup. */
+struct pg_connect_guard {
+	struct pg_enforce_conn c;
+	int pending; /* begun, not yet ended */
+};
+
+static void pg_connect_unwound(struct pg_connect_guard *g)
+{
+	if (PG_UNLIKELY(g->pending))
+		pg_track_connect_cancelled(&g->c);
+}
+
 PG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct pg_enforce_conn c;
+	struct pg_connect_guard g __attribute__((cleanup(pg_connect_unwound)));
 	int on = pg_track_active(), err = errno, rc;
 
+	g.pending = 0;
 	if (on) {
-		rc = pg_track_connect_begin(fd, addr, len, &c);
+		rc = pg_track_connect_begin(fd, addr, len, &g.c);
 		if (rc < 0) {
 			/* The pool policy says no: what real exhaustion looks like. */
 			errno = -rc;
 			return -1;
 		}
+		g.pending = 1;
 		errno = err;
 	}
 	rc = pg_real.connect(fd, addr, len);
 	err = errno;
-	if (on)
-		pg_track_connect_end(&c, rc, err);
+	if (on) {
+		g.pending = 0;
+		pg_track_connect_end(&g.c, rc, err);
+	}
 	errno = err;
 	return rc;
 }
@@ -124,20 +142,36 @@ PG_EXPORT int shutdown(int fd, int how)
 	return pg_real.shutdown(fd, how);
 }
 
+struct pg_close_guard {
+	struct pg_close_op op;
+	int pending;
+};
+
+static void pg_close_unwound(struct pg_close_guard *g)
+{
+	if (PG_UNLIKELY(g->pending))
+		pg_track_close_cancelled(&g->op);
+}
+
 PG_EXPORT int close(int fd)
 {
-	struct pg_close_op op;
+	struct pg_close_guard g __attribute__((cleanup(pg_close_unwound)));
 	int on = pg_track_active();
 	int rc, err;
 
-	if (on)
-		pg_track_close_begin(fd, &op);
+	g.pending = 0;
+	if (on) {
+		pg_track_close_begin(fd, &g.op);
+		g.pending = 1;
+	}
 	rc = pg_real.close(fd);
 	err = errno;
 	/* Linux releases the descriptor even when close fails (EINTR, EIO);
 	 * only EBADF means there was none. */
-	if (on)
-		pg_track_close_end(&op, rc < 0 && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	if (on) {
+		g.pending = 0;
+		pg_track_close_end(&g.op, rc < 0 && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	}
 	errno = err;
 	return rc;
 }
@@ -257,41 +291,49 @@ PG_EXPORT void closefrom(int lowfd)
 /* fclose closes its descriptor inside libc, where no wrapper sees it. */
 PG_EXPORT int fclose(FILE *fp)
 {
-	struct pg_close_op op;
+	struct pg_close_guard g __attribute__((cleanup(pg_close_unwound)));
 	int on = pg_track_active() && fp;
 	int fd = on ? fileno(fp) : -1;
 	int rc, err;
 
-	if (fd >= 0)
-		pg_track_close_begin(fd, &op);
+	g.pending = 0;
+	if (fd >= 0) {
+		pg_track_close_begin(fd, &g.op);
+		g.pending = 1;
+	}
+	/* Flushing the stream's buffer may be cancelled, before any close. */
 	rc = pg_real.fclose(fp);
 	err = errno;
-	if (fd >= 0)
-		pg_track_close_end(&op, rc == EOF && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	if (fd >= 0) {
+		g.pending = 0;
+		pg_track_close_end(&g.op, rc == EOF && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+	}
 	errno = err;
 	return rc;
 }
 
+/* The report signal's actions (shim/signals.c); a vfork child's calls are
+ * its own and change nothing of the parent's. */
 PG_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	int rc;
 
 	pg_track_active();
 	if (!pg_inside) {
-		rc = pg_signals_sigaction(sig, act, old);
-		if (rc != -1)
-			return rc == 0 ? 0 : -1;
+		rc = pg_signals_sigaction(sig, act, old, pg_vfork_child);
+		if (rc != 1)
+			return rc;
 	}
 	return pg_real.sigaction(sig, act, old);
 }
 
-static pg_sighandler_t pg_signal_common(int sig, pg_sighandler_t h, enum pg_sigflavor fl,
+static pg_sighandler_t pg_signal_common(int sig, pg_sighandler_t h,
 					pg_sighandler_t (*real)(int, pg_sighandler_t))
 {
 	pg_sighandler_t prev;
 
 	pg_track_active();
-	if (!pg_inside && pg_signals_signal(sig, h, fl, &prev) == 0)
+	if (!pg_inside && pg_signals_signal(sig, h, real, &prev, pg_vfork_child) == 0)
 		return prev;
 	return real(sig, h);
 }
@@ -299,25 +341,30 @@ static pg_sighandler_t pg_signal_common(int sig, pg_sighandler_t h, enum pg_sigf
 PG_EXPORT pg_sighandler_t signal(int sig, pg_sighandler_t h)
 {
 	pg_real_bind();
-	return pg_signal_common(sig, h, PG_SIG_BSD, pg_real.signal);
+	return pg_signal_common(sig, h, pg_real.signal);
 }
 
 PG_EXPORT pg_sighandler_t bsd_signal(int sig, pg_sighandler_t h)
 {
 	pg_real_bind();
-	return pg_signal_common(sig, h, PG_SIG_BSD, pg_real.bsd_signal);
+	return pg_signal_common(sig, h, pg_real.bsd_signal);
 }
 
 PG_EXPORT pg_sighandler_t sysv_signal(int sig, pg_sighandler_t h)
 {
 	pg_real_bind();
-	return pg_signal_common(sig, h, PG_SIG_SYSV, pg_real.sysv_signal);
+	return pg_signal_common(sig, h, pg_real.sysv_signal);
 }
 
 PG_EXPORT pg_sighandler_t sigset(int sig, pg_sighandler_t h)
 {
+	pg_sighandler_t prev;
+
 	pg_real_bind();
-	return pg_signal_common(sig, h, PG_SIG_SET, pg_real.sigset);
+	pg_track_active();
+	if (!pg_inside && pg_signals_sigset(sig, h, &prev, pg_vfork_child) == 0)
+		return prev;
+	return pg_real.sigset(sig, h);
 }
 
 #if defined(__x86_64__)

@@ -672,21 +672,35 @@ void pg_registry_fork_parent(void)
 
 void pg_registry_fork_child(void)
 {
-	uint64_t open = pg_registry_open();
+	uint64_t open = 0;
 	struct pg_site *s, *stmp;
 	struct pg_double_close *d, *dn;
 
 	/* The child is its own process: what it holds now came from the parent
 	 * (inherited, stacks kept), and its counts start here. Tombstones are
-	 * the parent's closes, not the child's. */
+	 * the parent's closes, not the child's. The sockets are those the
+	 * table names: one another thread of the parent was closing at the
+	 * fork is out of the table and not the child's (if the kernel had not
+	 * closed it yet, the child's report finds it untracked). */
 	for (int i = 0; i < PG_SHARDS; i++) {
 		struct pg_fd *e, *tmp;
 		HASH_ITER(hh, shards[i].table, e, tmp)
 		{
 			if (e->sock)
+				e->sock->nfds = 0;
+		}
+	}
+	for (int i = 0; i < PG_SHARDS; i++) {
+		struct pg_fd *e, *tmp;
+		HASH_ITER(hh, shards[i].table, e, tmp)
+		{
+			if (e->sock) {
 				e->sock->flags |= PG_SOCK_INHERITED;
-			else
+				if (e->sock->nfds++ == 0)
+					open++;
+			} else {
 				e->created_site = e->closed_site = NULL;
+			}
 		}
 	}
 	memset(&totals, 0, sizeof(totals));

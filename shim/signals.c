@@ -1,11 +1,16 @@
 /* The report signal.
  *
- * Our handler stays installed; the program's own action for that signal is
- * emulated: sigaction() and friends store it and hand back the previous one,
- * and our handler calls it after asking for a report. SIG_IGN is honoured by
- * really ignoring the signal. The handler only does async-signal-safe work
- * (sem_post); the report is written by our own thread, which blocks every
- * signal so that they all go to the program's threads. */
+ * While the program's action for it is the default, the kernel holds the
+ * library's handler, which asks for a report; the program is shown, in
+ * every read-back, the default action exactly as the kernel would return it
+ * (captured from the kernel itself, flags, SA_RESTORER and sa_restorer as
+ * glibc fills them in). While the program has a handler of its own, or
+ * ignores the signal, the kernel holds the program's action, untouched: the
+ * signal is the program's alone (SPEC section 4; memcached stops on SIGUSR1,
+ * postgres signals its backends with it). The handler only does
+ * async-signal-safe work (sem_post); the report is written by our own
+ * thread, which blocks every signal so that they all go to the program's
+ * threads. */
 #include "shim/signals.h"
 
 #include "shim/common.h"
@@ -16,7 +21,11 @@
 #include <string.h>
 
 static int report_sig;
-static struct sigaction prog; /* the program's action for report_sig */
+/* The program's default action as the kernel returns it, shown while the
+ * kernel holds ours. Written under action_lock, with every signal blocked
+ * on the writing thread. */
+static struct sigaction dfl;
+static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t sem;
 static int thread_state; /* 0 none, 1 running */
 static int pending; /* a request that came before the thread */
@@ -27,40 +36,37 @@ static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	struct sigaction p = prog;
 
+	(void)sig;
+	(void)si;
+	(void)uc;
 	__atomic_store_n(&requested, 1, __ATOMIC_RELEASE);
 	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE))
 		sem_post(&sem);
 	else
 		__atomic_store_n(&pending, 1, __ATOMIC_RELEASE);
-	if (p.sa_handler != SIG_DFL && p.sa_handler != SIG_IGN) {
-		/* SA_RESETHAND: the program's action is reset on delivery, to
-		 * SIG_DFL, which for us means "report only". */
-		if (p.sa_flags & SA_RESETHAND)
-			prog.sa_handler = SIG_DFL;
-		errno = saved;
-		if (p.sa_flags & SA_SIGINFO)
-			p.sa_sigaction(sig, si, uc);
-		else
-			p.sa_handler(sig);
-		saved = errno;
-	}
 	errno = saved;
 }
 
-/* The kernel-level action that stands for the program's action p. */
-static int install(const struct sigaction *p)
+static int is_ours(pg_sighandler_t h)
+{
+	return h == (pg_sighandler_t)(void (*)(void))on_signal;
+}
+
+/* Caller holds action_lock (or is init). The kernel's action is SIG_DFL as
+ * the program set it: remember it as the kernel returns it, then put ours
+ * in front. SA_RESTART: a program that never asked for a signal sees no
+ * EINTR because of ours. */
+static void install_ours(void)
 {
 	struct sigaction a;
 
-	if (p->sa_handler == SIG_IGN)
-		return pg_real.sigaction(report_sig, p, NULL);
+	if (pg_real.sigaction(report_sig, NULL, &dfl) < 0)
+		return;
 	memset(&a, 0, sizeof(a));
 	a.sa_sigaction = on_signal;
-	a.sa_mask = p->sa_mask;
-	a.sa_flags = SA_SIGINFO | SA_RESTART | (p->sa_flags & (SA_ONSTACK | SA_NODEFER));
-	return pg_real.sigaction(report_sig, &a, NULL);
+	a.sa_flags = SA_SIGINFO | SA_RESTART;
+	pg_real.sigaction(report_sig, &a, NULL);
 }
 
 void pg_signals_init(int sig, void (*on_wake)(int report))
@@ -72,11 +78,126 @@ void pg_signals_init(int sig, void (*on_wake)(int report))
 	if (sig <= 0 || pg_real.sigaction(sig, NULL, &cur) < 0)
 		return;
 	report_sig = sig;
-	prog = cur;
-	/* Ignored since before exec: the user asked for no signal here. */
-	if (cur.sa_handler == SIG_IGN && !(cur.sa_flags & SA_SIGINFO))
-		return;
-	install(&prog);
+	/* Ignored since before exec, or handled by a constructor that ran
+	 * before ours: the program's. */
+	if (cur.sa_handler == SIG_DFL)
+		install_ours();
+}
+
+/* The read-back the program would get without the library: glibc fills
+ * in handler, mask, flags and restorer from the kernel's answer. */
+static void show(struct sigaction *old, const struct sigaction *from)
+{
+	old->sa_handler = from->sa_handler;
+	old->sa_mask = from->sa_mask;
+	old->sa_flags = from->sa_flags;
+	old->sa_restorer = from->sa_restorer;
+}
+
+/* Every signal blocked on this thread while the action changes: a handler
+ * of the program's that calls sigaction itself cannot run here while we
+ * hold action_lock. */
+static void enter(sigset_t *saved)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, saved);
+	pthread_mutex_lock(&action_lock);
+}
+
+static void leave(const sigset_t *saved)
+{
+	pthread_mutex_unlock(&action_lock);
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+int pg_signals_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int vforked)
+{
+	struct sigaction prev;
+	sigset_t saved;
+	int rc, err;
+
+	if (!report_sig || sig != report_sig)
+		return 1;
+	if (vforked) {
+		/* The child's actions are its own; ours stay as they are. */
+		rc = pg_real.sigaction(sig, act, old);
+		if (rc == 0 && old && is_ours(old->sa_handler))
+			show(old, &dfl);
+		return rc;
+	}
+	enter(&saved);
+	rc = pg_real.sigaction(sig, NULL, &prev);
+	if (rc == 0 && act)
+		rc = pg_real.sigaction(sig, act, NULL);
+	err = errno;
+	if (rc == 0 && act && act->sa_handler == SIG_DFL)
+		install_ours();
+	leave(&saved);
+	if (rc == 0 && old)
+		show(old, is_ours(prev.sa_handler) ? &dfl : &prev);
+	errno = err;
+	return rc;
+}
+
+int pg_signals_signal(int sig, pg_sighandler_t h, pg_sighandler_t (*real)(int, pg_sighandler_t),
+		      pg_sighandler_t *prev, int vforked)
+{
+	sigset_t saved;
+	int err;
+
+	if (!report_sig || sig != report_sig)
+		return 1;
+	/* The real call sets what the program asked for, with exactly glibc's
+	 * flags for this flavour (siginterrupt's effect included); what was
+	 * ours reads back as the default. */
+	if (!vforked)
+		enter(&saved);
+	*prev = real(sig, h);
+	err = errno;
+	if (!vforked && *prev != SIG_ERR && h == SIG_DFL)
+		install_ours();
+	if (!vforked)
+		leave(&saved);
+	if (is_ours(*prev))
+		*prev = dfl.sa_handler;
+	errno = err;
+	return 0;
+}
+
+/* glibc's sigset() step by step (sysdeps/posix/sigset.c), with the action
+ * going through pg_signals_sigaction: the real sigset() would change this
+ * thread's mask, which enter() has to hold still. */
+int pg_signals_sigset(int sig, pg_sighandler_t h, pg_sighandler_t *prev, int vforked)
+{
+	struct sigaction act, oact;
+	sigset_t set, oset;
+
+	if (!report_sig || sig != report_sig)
+		return 1;
+	*prev = SIG_ERR;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (h == SIG_HOLD) {
+		if (sigprocmask(SIG_BLOCK, &set, &oset) < 0)
+			return 0;
+		if (sigismember(&oset, sig)) {
+			*prev = SIG_HOLD;
+			return 0;
+		}
+		if (pg_signals_sigaction(sig, NULL, &oact, vforked) == 0)
+			*prev = oact.sa_handler;
+		return 0;
+	}
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = h;
+	sigemptyset(&act.sa_mask);
+	if (pg_signals_sigaction(sig, &act, &oact, vforked) < 0 ||
+	    sigprocmask(SIG_UNBLOCK, &set, &oset) < 0)
+		return 0;
+	*prev = sigismember(&oset, sig) ? SIG_HOLD : oact.sa_handler;
+	return 0;
 }
 
 static void *report_thread(void *arg)
@@ -85,12 +206,17 @@ static void *report_thread(void *arg)
 	for (;;) {
 		while (sem_wait(&sem) < 0 && errno == EINTR)
 			;
-		/* Requests that came meanwhile are answered by this report. */
+		/* Requests that came before and while it is written are answered
+		 * by this report (SPEC section 4): a flood of signals does not
+		 * keep the report lock, which fork waits for, taken back to
+		 * back. */
 		while (sem_trywait(&sem) == 0)
 			;
 		pg_inside++;
 		wake_fn(__atomic_exchange_n(&requested, 0, __ATOMIC_ACQ_REL));
 		pg_inside--;
+		while (sem_trywait(&sem) == 0)
+			;
 	}
 	return NULL;
 }
@@ -133,76 +259,6 @@ int pg_signals_wake(void)
 	return 0;
 }
 
-int pg_signals_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-	sigset_t block, saved;
-	struct sigaction prev;
-
-	if (!report_sig || sig != report_sig)
-		return -1;
-	/* Our handler must not read prog half-written. */
-	sigemptyset(&block);
-	sigaddset(&block, sig);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
-	prev = prog;
-	if (act) {
-		if (install(act) < 0) {
-			int err = errno;
-			pthread_sigmask(SIG_SETMASK, &saved, NULL);
-			errno = err;
-			return -2;
-		}
-		prog = *act;
-	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (old)
-		*old = prev;
-	return 0;
-}
-
-int pg_signals_signal(int sig, pg_sighandler_t h, enum pg_sigflavor flavor, pg_sighandler_t *prev)
-{
-	struct sigaction a, old;
-	sigset_t set, was;
-	int blocked = 0;
-
-	if (!report_sig || sig != report_sig)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sa_handler = h;
-	switch (flavor) {
-	case PG_SIG_BSD: /* glibc signal(): BSD semantics */
-		sigaddset(&a.sa_mask, sig);
-		a.sa_flags = SA_RESTART;
-		break;
-	case PG_SIG_SYSV: a.sa_flags = SA_RESETHAND | SA_NODEFER; break;
-	case PG_SIG_SET: /* sigset(): the signal is unblocked, or held */
-		sigemptyset(&set);
-		sigaddset(&set, sig);
-		pthread_sigmask(SIG_BLOCK, NULL, &was);
-		blocked = sigismember(&was, sig);
-		if (h == SIG_HOLD) {
-			pthread_sigmask(SIG_BLOCK, &set, NULL);
-			pg_signals_sigaction(sig, NULL, &old);
-			*prev = blocked ? SIG_HOLD : old.sa_handler;
-			return 0;
-		}
-		sigaddset(&a.sa_mask, sig);
-		break;
-	}
-	if (pg_signals_sigaction(sig, &a, &old) < 0) {
-		*prev = SIG_ERR;
-		return 0;
-	}
-	if (flavor == PG_SIG_SET) {
-		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-		*prev = blocked ? SIG_HOLD : old.sa_handler;
-		return 0;
-	}
-	*prev = old.sa_handler;
-	return 0;
-}
-
 void pg_signals_fork_child(void)
 {
 	int had = thread_state;
@@ -211,8 +267,9 @@ void pg_signals_fork_child(void)
 	thread_state = 0;
 	pending = 0;
 	requested = 0;
-	/* Another thread of the parent may have held it at fork. */
+	/* Another thread of the parent may have held them at fork. */
 	pthread_mutex_init(&start_lock, NULL);
+	pthread_mutex_init(&action_lock, NULL);
 	sem_init(&sem, 0, 0);
 	if (had)
 		pg_signals_start_thread();

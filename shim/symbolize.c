@@ -40,16 +40,15 @@
  * would make the linker (-z defs) demand -ldw. */
 #define PG_DW_FUNCS(X)                                                                            \
 	X(dwfl_begin)                                                                             \
-	X(dwfl_end) X(dwfl_report_begin_add) X(dwfl_report_elf) X(dwfl_report_end)                \
-	    X(dwfl_module_info) X(dwfl_module_build_id) X(dwfl_module_addrdie)                    \
-		X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_line_comp_dir)                      \
-		    X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)                           \
-			X(dwfl_offline_section_address) X(dwarf_getscopes) X(dwarf_getscopes_die) \
-			    X(dwarf_tag) X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)   \
-				X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)             \
-				    X(dwarf_getsrcfiles) X(dwarf_filesrc)                         \
-					X(dwelf_elf_gnu_build_id) X(elf_version) X(elf_begin)     \
-					    X(elf_end)
+	X(dwfl_end)                                                                               \
+	X(dwfl_report_begin_add) X(dwfl_report_elf) X(dwfl_report_end) X(dwfl_module_info)        \
+	    X(dwfl_module_build_id) X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo) \
+		X(dwfl_line_comp_dir) X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)         \
+		    X(dwfl_offline_section_address) X(dwarf_getscopes) X(dwarf_getscopes_die)     \
+			X(dwarf_tag) X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)       \
+			    X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)                 \
+				X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwelf_elf_gnu_build_id)   \
+				    X(elf_version) X(elf_begin) X(elf_end)
 
 struct pg_dw {
 #define PG_DW_FIELD(name) __typeof__(name) *name;
@@ -313,7 +312,7 @@ static int try_debug_file(const struct pg_sym_mod *m, const char *path, const st
 			  uint32_t crc, int have_crc, char **name)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0)
 		return -1;
@@ -436,7 +435,7 @@ static int module_dwfl(struct pg_symbolizer *s, struct pg_sym_mod *m)
 	}
 	/* libdwfl's own open() lacks O_CLOEXEC: a fork+exec on another thread
 	 * while the report runs would carry the descriptor into the child. */
-	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return 0;
 	dw.dwfl_report_begin_add(s->dwfl);

@@ -14,11 +14,13 @@
 #include "shim/suppress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <stdio_ext.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -36,6 +38,8 @@ static int exit_reported;
 static int exit_done;
 static int exit_status_known, exit_status;
 static struct pg_suppress *supp;
+static int exiting; /* a thread is ending the process (pg_track_exit_status) */
+static pthread_t exiting_thread;
 
 static void load_suppressions(void)
 {
@@ -92,34 +96,104 @@ static void load_policy(void)
 	}
 }
 
-static void add_inherited(int fd, uint64_t inode, void *arg)
+/* Sockets open when the library loads (inherited across exec): one record
+ * per socket, whatever number of descriptors name it. */
+struct pg_inherited {
+	struct {
+		int fd;
+		uint64_t inode;
+	} * v;
+	size_t n, cap;
+	int failed;
+};
+
+static void note_inherited(int fd, uint64_t inode, void *arg)
 {
-	(void)arg;
-	pg_registry_add(fd, inode, NULL, pg_now_coarse_ns(), -1, -1, -1, PG_SOCK_INHERITED);
+	struct pg_inherited *h = arg;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 16;
+		void *v = pg_realloc(h->v, cap * sizeof(*h->v));
+		if (!v) {
+			h->failed = 1;
+			pg_registry_count_lost();
+			return;
+		}
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n].fd = fd;
+	h->v[h->n].inode = inode;
+	h->n++;
+}
+
+static int cmp_inherited(const void *a, const void *b)
+{
+	const struct {
+		int fd;
+		uint64_t inode;
+	} *x = a, *y = b;
+
+	if (x->inode != y->inode)
+		return x->inode < y->inode ? -1 : 1;
+	return x->fd - y->fd;
+}
+
+static void add_inherited(void)
+{
+	struct pg_inherited h = { 0 };
+	int64_t now = pg_now_coarse_ns();
+
+	pg_sockinfo_scan(note_inherited, NULL, &h, pg_real.close);
+	if (h.n)
+		qsort(h.v, h.n, sizeof(*h.v), cmp_inherited);
+	for (size_t i = 0; i < h.n; i++) {
+		if (i && h.v[i].inode == h.v[i - 1].inode &&
+		    pg_registry_dup(h.v[i - 1].fd, h.v[i].fd) == 0)
+			continue;
+		pg_registry_add(h.v[i].fd, h.v[i].inode, NULL, now, -1, -1, -1, PG_SOCK_INHERITED);
+	}
+	pg_free(h.v);
 }
 
 static void flush_events(void);
+
+/* The program's buffered output before ours, when reports go to stdout. We
+ * never wait on a lock of the program's: its thread may hold stdout's lock
+ * while it forks, and fork's prepare handler waits for ours. Called with no
+ * lock of ours held. */
+static void flush_program_stdout(void)
+{
+	if (cfg.dest != PG_DEST_STDOUT ||
+	    __fsetlocking(stdout, FSETLOCKING_QUERY) == FSETLOCKING_BYCALLER)
+		return;
+	if (ftrylockfile(stdout) == 0) {
+		fflush_unlocked(stdout);
+		funlockfile(stdout);
+	}
+}
 
 static void write_report(enum pg_reason reason)
 {
 	struct pg_report_opts o;
 	struct pg_report_result res;
-	int close_after = 0, fd;
+	int close_after = 0, fd, cancel;
 
 	int64_t t0 = pg_now_ns();
 
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
+	cancel = pg_nocancel_begin();
+	flush_program_stdout();
 	pthread_mutex_lock(&report_lock);
 	if (exit_done) {
 		pthread_mutex_unlock(&report_lock);
+		pg_nocancel_end(cancel);
 		return;
 	}
 	pg_alloc_no_fault++;
 	flush_events();
 	fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
-	if (fd == 1)
-		fflush(stdout); /* the program's own output first */
 	o.cfg = &cfg;
 	o.reason = reason;
 	o.pid = self_pid;
@@ -139,6 +213,7 @@ static void write_report(enum pg_reason reason)
 	if (reason == PG_REASON_EXIT)
 		exit_done = 1;
 	pthread_mutex_unlock(&report_lock);
+	pg_nocancel_end(cancel);
 	if (cfg.verbosity >= 2)
 		pg_warn("debug: %s report: %lu open, %lu leaked, %lu untracked; written in %.1f ms",
 			reason == PG_REASON_EXIT ? "exit" : "signal", (unsigned long)res.open,
@@ -169,8 +244,6 @@ static void write_event_line(const char *line)
 {
 	int close_after = 0, fd = pg_dest_open(&dest, &cfg, self_pid, &close_after);
 
-	if (fd == 1)
-		fflush(stdout);
 	if (fd >= 0) {
 		struct iovec v[2] = { { (void *)line, strlen(line) }, { (void *)"\n", 1 } };
 		/* One write: lines of several processes sharing a stream do not
@@ -223,11 +296,14 @@ void pg_track_emit_event(const char *text, const char *json)
 	}
 	/* No thread to write it (no report signal, or before the first
 	 * socket), or no memory for the queue: write it here. */
+	int cancel = pg_nocancel_begin();
+	flush_program_stdout();
 	pthread_mutex_lock(&report_lock);
 	flush_events();
 	if (!e && !exit_done)
 		write_event_line(line);
 	pthread_mutex_unlock(&report_lock);
+	pg_nocancel_end(cancel);
 	errno = saved;
 }
 
@@ -250,6 +326,7 @@ static void on_wake(int report)
 		write_report(PG_REASON_SIGNAL);
 		return;
 	}
+	flush_program_stdout();
 	pthread_mutex_lock(&report_lock);
 	flush_events();
 	pthread_mutex_unlock(&report_lock);
@@ -279,6 +356,7 @@ static void fork_child(void)
 	self_pid = getpid();
 	exit_reported = 0;
 	exit_done = 0;
+	exiting = 0;
 	pg_signals_fork_child();
 }
 
@@ -287,6 +365,8 @@ static void do_init(void)
 	const char *fault;
 	int secure = getauxval(AT_SECURE) != 0;
 	ssize_t n;
+	/* Init may run on any thread's first wrapped call; it opens files. */
+	int cancel = pg_nocancel_begin();
 
 	pg_inside++;
 	pg_real_bind();
@@ -306,7 +386,7 @@ static void do_init(void)
 	load_policy();
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
-	pg_sockinfo_scan(add_inherited, NULL, NULL, pg_real.close);
+	add_inherited();
 	pg_signals_init(cfg.report_signal, on_wake);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	if (pg_registry_open() > 0)
@@ -323,6 +403,7 @@ static void do_init(void)
 			(unsigned long)pg_registry_open());
 	__atomic_store_n(&pg_ready, 1, __ATOMIC_RELEASE);
 	pg_inside--;
+	pg_nocancel_end(cancel);
 }
 
 void pg_track_init(void)
@@ -359,8 +440,25 @@ int pg_vfork_fail(int err)
 	return -1;
 }
 
+/* One thread ends the process. glibc before 2.41 lets two threads run
+ * exit() at once: the second finishes the exit handlers and calls _exit()
+ * while the first is still writing the exit report in _dl_fini. As glibc
+ * 2.41 does, a later caller waits (for ever: the first one ends the
+ * process); the same thread calling exit() again from an exit handler goes
+ * on, as glibc lets it. */
 void pg_track_exit_status(int status)
 {
+	/* A vfork child shares our memory: its exit is not ours. */
+	if (pg_vfork_child)
+		return;
+	if (__atomic_exchange_n(&exiting, 1, __ATOMIC_ACQ_REL)) {
+		if (pthread_equal(__atomic_load_n(&exiting_thread, __ATOMIC_ACQUIRE),
+				  pthread_self()))
+			return;
+		for (;;)
+			pause();
+	}
+	__atomic_store_n(&exiting_thread, pthread_self(), __ATOMIC_RELEASE);
 	exit_status = status;
 	exit_status_known = 1;
 }
@@ -395,9 +493,11 @@ int pg_track_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 	c->fd = -1;
 	if (!(pg_enforce_what & PG_ENFORCE_CONNECT))
 		return 0;
-	pg_inside++;
-	rc = pg_enforce_connect_begin(fd, addr, len, c);
-	pg_inside--;
+	{
+		/* A pool wait is a cancellation point, as connect is. */
+		PG_INSIDE_SCOPE;
+		rc = pg_enforce_connect_begin(fd, addr, len, c);
+	}
 	return rc;
 }
 
@@ -408,6 +508,21 @@ void pg_track_connect_end(struct pg_enforce_conn *c, int rc, int err)
 	pg_inside++;
 	pg_enforce_connect_end(c, rc, err);
 	pg_inside--;
+}
+
+/* pthread_cancel inside the real connect: the slot stays taken only if the
+ * socket got connected (glibc 2.36 can act on a cancel after the system
+ * call returned). */
+void pg_track_connect_cancelled(struct pg_enforce_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	int connected;
+
+	if (c->fd < 0)
+		return;
+	connected = getpeername(c->fd, (struct sockaddr *)&ss, &l) == 0;
+	pg_track_connect_end(c, connected ? 0 : -1, connected ? 0 : EINTR);
 }
 
 void pg_track_shutdown(int fd, int how)
@@ -508,6 +623,16 @@ void pg_track_close_end(struct pg_close_op *op, enum pg_close_outcome how)
 		pg_registry_forget(op->c.fd);
 	}
 	pg_inside--;
+}
+
+/* pthread_cancel inside the real close (or fclose): glibc acts on a pending
+ * request before the system call, and 2.36 also right after it, so ask the
+ * kernel whether the descriptor is still there. */
+void pg_track_close_cancelled(struct pg_close_op *op)
+{
+	if (op->what == PG_ENTRY_NONE)
+		return;
+	pg_track_close_end(op, pg_real.fcntl(op->c.fd, F_GETFD) >= 0 ? PG_NOT_CLOSED : PG_CLOSED);
 }
 
 void pg_track_range_begin(unsigned lo, unsigned hi, struct pg_range_op *r)

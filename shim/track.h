@@ -36,6 +36,9 @@ struct pg_close_op {
 };
 void pg_track_close_begin(int fd, struct pg_close_op *op);
 void pg_track_close_end(struct pg_close_op *op, enum pg_close_outcome how);
+/* The thread was cancelled inside the real call: settle op as the kernel
+ * says it went. */
+void pg_track_close_cancelled(struct pg_close_op *op);
 
 /* close_range / closefrom: every tracked fd in [lo, hi]. */
 struct pg_range_op {
@@ -54,6 +57,7 @@ void pg_track_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int pg_track_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
 			   struct pg_enforce_conn *c);
 void pg_track_connect_end(struct pg_enforce_conn *c, int rc, int err);
+void pg_track_connect_cancelled(struct pg_enforce_conn *c);
 void pg_track_shutdown(int fd, int how);
 
 #endif

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "shim/common.h"
+
 /* ld.so's: the stack pointer at process entry; the main thread's frames all
  * lie below it. */
 extern void *__libc_stack_end;
@@ -804,6 +806,59 @@ static inline uintptr_t pg_unwind_top(uintptr_t sp)
 	return top < lim ? top : lim;
 }
 
+/* Mapped memory only (SPEC section 7): a bound from pthread_self() or
+ * __libc_stack_end says where the thread's stack ends, not that the memory
+ * between here and there is mapped. A coroutine's stack may lie below the
+ * thread's descriptor with unmapped pages above it. So every page a walk
+ * reads is known readable: the range [safe_lo, safe_hi) of this thread's
+ * own stack, checked once page by page up to its top and cached (a thread's
+ * stack stays mapped while it runs); elsewhere (a coroutine, an alternate
+ * signal stack) each walk checks the pages it reaches, at most
+ * PG_UNWIND_PROBES_MAX of them. The check is pg_mem_readable8(): one
+ * system call, no side effect. */
+#define PG_UNWIND_PAGE ((uintptr_t)4096)
+#define PG_UNWIND_OWN_MAX ((uintptr_t)16 << 20)
+#define PG_UNWIND_PROBES_MAX 256
+static __thread uintptr_t pg_unwind_safe_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t pg_unwind_safe_hi __attribute__((tls_model("initial-exec")));
+
+/* Checks the pages [from, to) (page-aligned); returns the first that is not
+ * readable, or to. */
+static uintptr_t pg_unwind_check(uintptr_t from, uintptr_t to, int *budget)
+{
+	for (uintptr_t p = from; p < to; p += PG_UNWIND_PAGE) {
+		if (budget && (*budget)-- <= 0)
+			return p;
+		if (!pg_mem_readable8((const void *)p))
+			return p;
+	}
+	return to;
+}
+
+/* The end of what a walk from sp may read without checking. */
+static uintptr_t pg_unwind_readable(uintptr_t sp, uintptr_t top)
+{
+	uintptr_t page = sp & ~(PG_UNWIND_PAGE - 1), top_page, got;
+
+	if (sp >= pg_unwind_safe_lo && sp < pg_unwind_safe_hi)
+		return pg_unwind_safe_hi;
+	/* The page holding sp is mapped: we are running on it. */
+	if (top - sp > PG_UNWIND_OWN_MAX ||
+	    (top != (uintptr_t)pthread_self() && top != (uintptr_t)__libc_stack_end))
+		return page + PG_UNWIND_PAGE;
+	/* Perhaps this thread's own stack: check it up to its top, once. */
+	top_page = (top - 1) & ~(PG_UNWIND_PAGE - 1);
+	if (pg_unwind_safe_hi == top && pg_unwind_safe_lo > page)
+		got = pg_unwind_check(page + PG_UNWIND_PAGE, pg_unwind_safe_lo, NULL);
+	else
+		got = pg_unwind_check(page + PG_UNWIND_PAGE, top_page + PG_UNWIND_PAGE, NULL);
+	if (got < (pg_unwind_safe_hi == top ? pg_unwind_safe_lo : top_page + PG_UNWIND_PAGE))
+		return got; /* not our stack all the way up: a coroutine's */
+	pg_unwind_safe_lo = page;
+	pg_unwind_safe_hi = top;
+	return top;
+}
+
 /* Return addresses in [skip_lo, skip_hi) are walked through but not kept
  * (the library's own frames): the caller asks for exactly the frames it
  * wants, and no headroom is unwound in vain. */
@@ -822,14 +877,16 @@ int pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp);
 __attribute__((visibility("hidden"), used, no_sanitize_address)) int
 pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
 {
-	uintptr_t top, rsp = sp + 8, pc, cfa, a;
-	int n = 0, fp_ok = 1;
+	uintptr_t top, lim, rsp = sp + 8, pc, cfa, a;
+	int n = 0, fp_ok = 1, budget = PG_UNWIND_PROBES_MAX;
 
 	if (max <= 0)
 		return 0;
 	top = pg_unwind_top(sp);
+	lim = pg_unwind_readable(sp, top);
 	pc = *(const uintptr_t *)sp;
-	/* Reads: only [rsp, top), 8-aligned; each CFA above the last. */
+	/* Reads: only [rsp, top), 8-aligned, below lim or in pages checked
+	 * on the way; each CFA above the last. */
 	while (pc != 0) {
 		struct pg_unwind_rule r;
 
@@ -854,11 +911,24 @@ pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
 		a = cfa + (uintptr_t)(intptr_t)r.ra_off;
 		if (a < rsp || a > top - 8)
 			break;
+		if (PG_UNLIKELY(a + 8 > lim)) {
+			lim = pg_unwind_check(
+			    lim, (a + 8 + PG_UNWIND_PAGE - 1) & ~(PG_UNWIND_PAGE - 1), &budget);
+			if (a + 8 > lim)
+				break;
+		}
 		pc = *(const uintptr_t *)a;
 		if (r.flags & PG_UNWIND_RBP_SAVED) {
 			a = cfa + (uintptr_t)(intptr_t)r.rbp_off;
 			if (a < rsp || a > top - 8)
 				break;
+			if (PG_UNLIKELY(a + 8 > lim)) {
+				lim = pg_unwind_check(
+				    lim, (a + 8 + PG_UNWIND_PAGE - 1) & ~(PG_UNWIND_PAGE - 1),
+				    &budget);
+				if (a + 8 > lim)
+					break;
+			}
 			fp = *(const uintptr_t *)a;
 		} else if (r.flags & PG_UNWIND_RBP_LOST) {
 			fp_ok = 0;

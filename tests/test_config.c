@@ -131,6 +131,23 @@ static void test_config_bad_values_warn_and_keep_default(void **state)
 	assert_int_equal(parse(&c, "report_signal=KILL", &w), 1);
 	assert_int_equal(c.report_signal, SIGUSR1);
 	assert_int_equal(parse(&c, "report_signal=NOPE", &w), 1);
+	/* A fault signal would make a faulting program loop in our handler;
+	 * 32 and 33 are glibc's. Each refused with one line. */
+	{
+		const char *refused[] = { "SEGV", "SIGBUS", "FPE", "ILL", "TRAP",
+					  "SYS",  "11",     "32",  "33",  "STOP" };
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			char opt[64];
+			snprintf(opt, sizeof(opt), "report_signal=%s", refused[i]);
+			assert_int_equal(parse(&c, opt, &w), 1);
+			assert_int_equal(c.report_signal, SIGUSR1);
+			assert_non_null(strstr(w.last, " refused: "));
+		}
+		assert_string_equal(w.last, "PORTGUARD_OPTIONS: report_signal=STOP refused: it "
+					    "cannot be caught; using 10");
+		assert_int_equal(parse(&c, "report_signal=RTMIN", &w), 0);
+		assert_int_equal(c.report_signal, SIGRTMIN);
+	}
 
 	assert_int_equal(parse(&c, "min_age_ms=1.5", &w), 1);
 	assert_int_equal(c.min_age_ms, 0);
