@@ -43,7 +43,8 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 # What a fresh Debian machine lacks: build and test dependencies.
 DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-dev \
                 curl python3 iproute2 jq util-linux \
-                clang libclang-rt-14-dev
+                clang libclang-rt-14-dev \
+                libunwind-dev valgrind strace
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)

@@ -158,6 +158,17 @@ static void add_inherited(void)
 
 static void flush_events(void);
 
+/* Threads in fork's prepare handler, waiting for the report lock: a report
+ * asked for right after another waits for them (up to a second), so that a
+ * stream of report signals cannot starve fork(). */
+static int forks_waiting;
+
+static void let_forks_go(void)
+{
+	for (int i = 0; i < 10000 && __atomic_load_n(&forks_waiting, __ATOMIC_ACQUIRE); i++)
+		usleep(100);
+}
+
 /* The program's buffered output before ours, when reports go to stdout. We
  * never wait on a lock of the program's: its thread may hold stdout's lock
  * while it forks, and fork's prepare handler waits for ours. Called with no
@@ -185,6 +196,7 @@ static void write_report(enum pg_reason reason)
 	memset(&res, 0, sizeof(res));
 	cancel = pg_nocancel_begin();
 	flush_program_stdout();
+	let_forks_go();
 	pthread_mutex_lock(&report_lock);
 	if (exit_done) {
 		pthread_mutex_unlock(&report_lock);
@@ -334,7 +346,9 @@ static void on_wake(int report)
 
 static void fork_prepare(void)
 {
+	__atomic_add_fetch(&forks_waiting, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_lock(&report_lock);
+	__atomic_sub_fetch(&forks_waiting, 1, __ATOMIC_ACQ_REL);
 	pg_registry_fork_prepare();
 }
 
