@@ -810,6 +810,17 @@ def bench(tmp, t_start):
     print("  %d of %d targets met, %d missed or not measured." % (len(checks) - missed, len(checks), missed))
     sys.stdout.flush()
 
+    # Instructions per pair (bench/callgrind.py), as it prints them.
+    t = time.monotonic()
+    print()
+    print("== Instructions the library adds per socket()+close() pair (bench/callgrind.py)", flush=True)
+    r_ = run([PY, os.path.join(ROOT, "bench", "callgrind.py")], dict(base_env(), PG_BENCH_LIB=LIB),
+             timeout=1800)
+    print(r_.out.rstrip())
+    if r_.rc != 0:
+        fail("callgrind", r_)
+    sect_t["callgrind"] = time.monotonic() - t
+
     # The unwinder comparison (bench/unwind.c) and the ports bench, as they print them.
     t = time.monotonic()
     unwind = os.path.join(BIN, "unwind")
