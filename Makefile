@@ -24,10 +24,12 @@ SHIM_LIBS := -ldl -lpthread
 # interpose.c is the only file that defines libc names; everything else also
 # goes into a static archive so tests and benches reach it past
 # -fvisibility=hidden without interposing on themselves.
-SHIM_SRC   := $(sort $(filter-out shim/interpose.c,$(wildcard shim/*.c)) $(wildcard policy/*.c))
+# common/ is pure code that both the shim and the tool build.
+COMMON_SRC := $(sort $(wildcard common/*.c))
+SHIM_SRC   := $(sort $(filter-out shim/interpose.c,$(wildcard shim/*.c)) $(wildcard policy/*.c) $(COMMON_SRC))
 SHIM_OBJ   := $(SHIM_SRC:%.c=$(B)/obj/%.o)
 INTER_OBJ  := $(B)/obj/shim/interpose.o
-TOOL_SRC   := $(sort $(wildcard tools/*.c))
+TOOL_SRC   := $(sort $(wildcard tools/*.c) $(COMMON_SRC))
 TOOL_OBJ   := $(TOOL_SRC:%.c=$(B)/obj/%.o)
 EX_SRC     := $(sort $(wildcard examples/*.c))
 EX_BIN     := $(EX_SRC:examples/%.c=$(B)/examples/%)
@@ -49,7 +51,7 @@ DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-de
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)
 
-$(B)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h tools/*.h)
+$(B)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h tools/*.h common/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -c $< -o $@
 

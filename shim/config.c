@@ -1,5 +1,7 @@
 #include "shim/config.h"
 
+#include "common/names.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -33,62 +35,6 @@ static int parse_long(const char *v, long lo, long hi, long *out)
 		return -EINVAL;
 	*out = n;
 	return 0;
-}
-
-int pg_config_signal(const char *name)
-{
-	long n;
-	int base = 0, sign = 0;
-	const char *rest;
-
-	if (!parse_long(name, 0, SIGRTMAX, &n))
-		return (int)n;
-	if (!strncmp(name, "SIG", 3))
-		name += 3;
-	if (!strncmp(name, "RTMIN", 5)) {
-		base = SIGRTMIN;
-		sign = 1;
-	} else if (!strncmp(name, "RTMAX", 5)) {
-		base = SIGRTMAX;
-		sign = -1;
-	}
-	if (base) {
-		rest = name + 5;
-		if (!*rest)
-			return base;
-		if ((sign > 0 && *rest != '+') || (sign < 0 && *rest != '-'))
-			return -1;
-		if (parse_long(rest + 1, 0, SIGRTMAX - SIGRTMIN, &n))
-			return -1;
-		return base + sign * (int)n;
-	}
-	for (int s = 1; s < SIGRTMIN; s++) {
-		const char *abbrev = sigabbrev_np(s);
-		if (abbrev && !strcmp(abbrev, name))
-			return s;
-	}
-	return -1;
-}
-
-const char *pg_config_signal_refused(int sig)
-{
-	switch (sig) {
-	case SIGKILL:
-	case SIGSTOP: return "it cannot be caught";
-	/* A faulting program would loop in our handler for ever instead of
-	 * dying with the fault. */
-	case SIGSEGV:
-	case SIGBUS:
-	case SIGFPE:
-	case SIGILL:
-	case SIGTRAP:
-	case SIGSYS: return "the kernel sends it on a fault";
-	default: break;
-	}
-	/* glibc keeps 32 and 33 for itself (thread cancellation, setxid). */
-	if (sig > 0 && sig < SIGRTMIN && sig >= 32)
-		return "glibc reserves it";
-	return NULL;
 }
 
 struct pg_parse {
@@ -176,8 +122,8 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 	} else if (!strcmp(k, "report_at_exit")) {
 		set_bool(p, k, v, &c->report_at_exit);
 	} else if (!strcmp(k, "report_signal")) {
-		int s = pg_config_signal(v);
-		const char *why = pg_config_signal_refused(s);
+		int s = pg_names_signal(v);
+		const char *why = pg_names_signal_refused(s);
 		if (s < 0)
 			warnf(p,
 			      "PORTGUARD_OPTIONS: report_signal must be a signal name (USR1, "
@@ -224,56 +170,33 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 	}
 }
 
+struct pg_parse_ctx {
+	struct pg_config *c;
+	struct pg_parse *p;
+	int secure;
+};
+
+static void on_pair(const char *key, const char *value, void *arg)
+{
+	struct pg_parse_ctx *x = arg;
+
+	set_one(x->c, x->p, key, value, x->secure);
+}
+
+static void on_bad(const char *message, void *arg)
+{
+	struct pg_parse_ctx *x = arg;
+
+	warnf(x->p, "PORTGUARD_OPTIONS: %s", message);
+}
+
 int pg_config_parse(struct pg_config *c, const char *text, int secure,
 		    void (*warn)(const char *line, void *arg), void *arg)
 {
 	struct pg_parse p = { warn, arg, 0 };
-	char key[64], val[PATH_MAX];
+	struct pg_parse_ctx x = { c, &p, secure };
+	const struct pg_names_opt_cb cb = { on_pair, on_bad, &x };
 
-	if (!text)
-		return 0;
-	for (const char *s = text; *s;) {
-		size_t kl = 0, vl = 0;
-		char quote = 0;
-
-		while (*s == ':' || isspace((unsigned char)*s))
-			s++;
-		if (!*s)
-			break;
-		while (*s && *s != '=' && *s != ':' && !isspace((unsigned char)*s)) {
-			if (kl < sizeof(key) - 1)
-				key[kl] = *s;
-			kl++;
-			s++;
-		}
-		key[kl < sizeof(key) ? kl : sizeof(key) - 1] = 0;
-		if (*s != '=') {
-			warnf(&p, "PORTGUARD_OPTIONS: '%s' is not key=value", key);
-			continue;
-		}
-		s++;
-		/* A value may be quoted to hold ':' or spaces, as in ASAN_OPTIONS. */
-		if (*s == '"' || *s == '\'')
-			quote = *s++;
-		while (*s && (quote ? *s != quote : (*s != ':' && !isspace((unsigned char)*s)))) {
-			if (vl < sizeof(val) - 1)
-				val[vl] = *s;
-			vl++;
-			s++;
-		}
-		if (quote) {
-			if (*s != quote) {
-				warnf(&p, "PORTGUARD_OPTIONS: %s: missing closing %c", key, quote);
-				break;
-			}
-			s++;
-		}
-		val[vl < sizeof(val) ? vl : sizeof(val) - 1] = 0;
-		if (kl >= sizeof(key) || vl >= sizeof(val)) {
-			warnf(&p, "PORTGUARD_OPTIONS: '%.40s...' is too long", key);
-			continue;
-		}
-		set_one(c, &p, key, val, secure);
-	}
+	pg_names_options(text, PATH_MAX, &cb);
 	return p.warnings;
 }

@@ -35,10 +35,4 @@ void pg_config_defaults(struct pg_config *c);
 int pg_config_parse(struct pg_config *c, const char *text, int secure,
 		    void (*warn)(const char *line, void *arg), void *arg);
 
-/* "USR1", "SIGUSR1", "RTMIN+3", "10", "0" -> signal number, or -1. */
-int pg_config_signal(const char *name);
-/* Why sig may not be the report signal (KILL, STOP, the fault signals,
- * glibc's reserved 32 and 33), or NULL. */
-const char *pg_config_signal_refused(int sig);
-
 #endif

@@ -1,5 +1,6 @@
 #include "shim/enforce.h"
 
+#include "common/names.h"
 #include "policy/policy.h"
 #include "shim/common.h"
 #include "shim/out.h"
@@ -19,8 +20,6 @@
 #include "shim/hash.h"
 
 #define PG_MAX_DESTS 4096
-/* The kernel's TCP_ESTABLISHED (include/net/tcp_states.h), as tcpi_state. */
-#define PG_TCP_ESTABLISHED 1
 
 unsigned pg_enforce_what;
 

@@ -1,5 +1,7 @@
 #include "shim/sockinfo.h"
 
+#include "common/names.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -16,9 +18,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* The kernel's TCP states (include/net/tcp_states.h), as tcpi_state. */
-#define PG_TCP_CLOSE 7
-#define PG_TCP_LISTEN 10
 
 uint64_t pg_sockinfo_inode(int fd)
 {
@@ -177,15 +176,7 @@ const char *pg_sockinfo_proto_name(int domain, int type, int protocol)
 
 const char *pg_sockinfo_tcp_state_name(int state)
 {
-	static const char *const names[] = {
-		NULL,        "ESTABLISHED", "SYN_SENT",     "SYN_RECV",   "FIN_WAIT1",
-		"FIN_WAIT2", "TIME_WAIT",   "CLOSE",        "CLOSE_WAIT", "LAST_ACK",
-		"LISTEN",    "CLOSING",     "NEW_SYN_RECV",
-	};
-
-	if (state <= 0 || state >= (int)(sizeof(names) / sizeof(names[0])))
-		return NULL;
-	return names[state];
+	return pg_names_tcp_state(state);
 }
 
 /* The size of this process's descriptor table (FDSize in /proc/self/status):

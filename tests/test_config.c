@@ -195,24 +195,6 @@ static void test_config_secure_ignores_paths(void **state)
 	assert_non_null(strstr(w.all, "log_path ignored in a secure-execution (setuid) process"));
 }
 
-static void test_config_signal_names(void **state)
-{
-	(void)state;
-	assert_int_equal(pg_config_signal("USR1"), SIGUSR1);
-	assert_int_equal(pg_config_signal("SIGUSR2"), SIGUSR2);
-	assert_int_equal(pg_config_signal("HUP"), SIGHUP);
-	assert_int_equal(pg_config_signal("12"), 12);
-	assert_int_equal(pg_config_signal("0"), 0);
-	assert_int_equal(pg_config_signal("RTMIN"), SIGRTMIN);
-	assert_int_equal(pg_config_signal("RTMIN+3"), SIGRTMIN + 3);
-	assert_int_equal(pg_config_signal("SIGRTMAX-1"), SIGRTMAX - 1);
-	assert_int_equal(pg_config_signal("RTMIN-1"), -1);
-	assert_int_equal(pg_config_signal("RTMIN+99"), -1);
-	assert_int_equal(pg_config_signal("usr1"), -1);
-	assert_int_equal(pg_config_signal("999"), -1);
-	assert_int_equal(pg_config_signal(""), -1);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,7 +204,6 @@ int main(void)
 		cmocka_unit_test(test_config_bad_values_warn_and_keep_default),
 		cmocka_unit_test(test_config_unknown_and_malformed),
 		cmocka_unit_test(test_config_secure_ignores_paths),
-		cmocka_unit_test(test_config_signal_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

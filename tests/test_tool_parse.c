@@ -1,4 +1,4 @@
-/* Unit tests of the tool's parsers and readers: signal names, the
+/* Unit tests of the tool's parsers and readers: the
  * /proc/net/tcp fallback, /proc/PID/fd links and limits, number arguments,
  * the call-site key of `portguard report`, and the two socket-table readers
  * against each other on a real loopback connection. The tool never links
@@ -13,47 +13,12 @@
 #include "tools/cli.c"
 #include "tools/merge.c"
 #include "tools/procscan.c"
-#include "tools/signame.c"
+#include "common/names.c"
 #include "tools/socktab.c"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-
-static void test_tool_signame_parse(void **state)
-{
-	(void)state;
-	assert_int_equal(pg_signame_parse("USR1"), SIGUSR1);
-	assert_int_equal(pg_signame_parse("SIGUSR2"), SIGUSR2);
-	assert_int_equal(pg_signame_parse("usr1"), SIGUSR1);
-	assert_int_equal(pg_signame_parse("HUP"), SIGHUP);
-	assert_int_equal(pg_signame_parse("RTMIN"), SIGRTMIN);
-	assert_int_equal(pg_signame_parse("RTMIN+3"), SIGRTMIN + 3);
-	assert_int_equal(pg_signame_parse("SIGRTMAX-1"), SIGRTMAX - 1);
-	assert_int_equal(pg_signame_parse("RTMAX"), SIGRTMAX);
-	assert_int_equal(pg_signame_parse("12"), 12);
-	assert_int_equal(pg_signame_parse("0"), -EINVAL);
-	assert_int_equal(pg_signame_parse("65"), -EINVAL);
-	assert_int_equal(pg_signame_parse("12x"), -EINVAL);
-	assert_int_equal(pg_signame_parse("RTMIN+99"), -EINVAL);
-	assert_int_equal(pg_signame_parse("RTMIN-1"), -EINVAL);
-	assert_int_equal(pg_signame_parse("RTMAX+1"), -EINVAL);
-	assert_int_equal(pg_signame_parse("BOGUS"), -EINVAL);
-	assert_int_equal(pg_signame_parse(""), -EINVAL);
-}
-
-static void test_tool_signame_format(void **state)
-{
-	char b[32];
-
-	(void)state;
-	assert_string_equal(pg_signame_format(SIGUSR1, b, sizeof(b)), "USR1");
-	assert_string_equal(pg_signame_format(SIGRTMIN, b, sizeof(b)), "RTMIN");
-	assert_string_equal(pg_signame_format(SIGRTMIN + 3, b, sizeof(b)), "RTMIN+3");
-	/* and back */
-	assert_int_equal(pg_signame_parse(pg_signame_format(SIGRTMIN + 5, b, sizeof(b))),
-			 SIGRTMIN + 5);
-}
 
 static void test_tool_procnet_line(void **state)
 {
@@ -123,12 +88,12 @@ static void test_tool_procnet_line(void **state)
 static void test_tool_state_names(void **state)
 {
 	(void)state;
-	assert_string_equal(pg_socktab_state_name(1), "ESTABLISHED");
-	assert_string_equal(pg_socktab_state_name(6), "TIME_WAIT");
-	assert_string_equal(pg_socktab_state_name(8), "CLOSE_WAIT");
-	assert_string_equal(pg_socktab_state_name(10), "LISTEN");
-	assert_null(pg_socktab_state_name(0));
-	assert_null(pg_socktab_state_name(13));
+	assert_string_equal(pg_names_tcp_state(1), "ESTABLISHED");
+	assert_string_equal(pg_names_tcp_state(6), "TIME_WAIT");
+	assert_string_equal(pg_names_tcp_state(8), "CLOSE_WAIT");
+	assert_string_equal(pg_names_tcp_state(10), "LISTEN");
+	assert_null(pg_names_tcp_state(0));
+	assert_null(pg_names_tcp_state(13));
 }
 
 static void test_tool_fd_links(void **state)
@@ -373,8 +338,6 @@ static void test_tool_procscan_self(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tool_signame_parse),
-		cmocka_unit_test(test_tool_signame_format),
 		cmocka_unit_test(test_tool_procnet_line),
 		cmocka_unit_test(test_tool_state_names),
 		cmocka_unit_test(test_tool_fd_links),

@@ -7,7 +7,7 @@
  * checked. */
 #include "tools/cli.h"
 #include "tools/cmd.h"
-#include "tools/signame.h"
+#include "common/names.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -116,61 +116,28 @@ static int has_library(const struct pg_target *t)
 	return found;
 }
 
-/* report_signal as the library reads it: case matters; SIGKILL and SIGSTOP
- * and anything it cannot parse leave the value before it in place. */
-static void set_signal(struct pg_target *t, const char *v)
+/* Its PORTGUARD_OPTIONS as set at exec, split and read as the library reads
+ * them (common/names.c): report_signal and log_path, the last occurrence
+ * winning; a signal the library refuses leaves the value before it. */
+static void on_option(const char *key, const char *val, void *arg)
 {
+	struct pg_target *t = arg;
 	int sig;
 
-	if (strcmp(v, "0") == 0) {
-		t->signal = 0;
-		return;
+	if (strcmp(key, "report_signal") == 0) {
+		sig = pg_names_signal(val);
+		if (sig == 0 || (sig > 0 && !pg_names_signal_refused(sig)))
+			t->signal = sig;
+	} else if (strcmp(key, "log_path") == 0) {
+		snprintf(t->log_path, sizeof(t->log_path), "%s", val);
 	}
-	for (const char *c = v; *c; c++)
-		if (*c >= 'a' && *c <= 'z')
-			return;
-	sig = pg_signame_parse(v);
-	if (sig > 0 && sig != SIGKILL && sig != SIGSTOP)
-		t->signal = sig;
 }
 
-/* Its PORTGUARD_OPTIONS as set at exec: report_signal and log_path, split as
- * the library splits them (':' or blanks; a value may be quoted), the last
- * occurrence winning. */
 static void parse_options(struct pg_target *t, const char *s)
 {
-	char key[64], val[256];
+	const struct pg_names_opt_cb cb = { on_option, NULL, t };
 
-	while (*s) {
-		size_t kl = 0, vl = 0;
-		char quote = 0;
-
-		while (*s == ':' || isspace((unsigned char)*s))
-			s++;
-		while (*s && *s != '=' && *s != ':' && !isspace((unsigned char)*s)) {
-			if (kl < sizeof(key) - 1)
-				key[kl++] = *s;
-			s++;
-		}
-		key[kl] = '\0';
-		if (*s != '=')
-			continue;
-		s++;
-		if (*s == '"' || *s == '\'')
-			quote = *s++;
-		while (*s && (quote ? *s != quote : (*s != ':' && !isspace((unsigned char)*s)))) {
-			if (vl < sizeof(val) - 1)
-				val[vl++] = *s;
-			s++;
-		}
-		if (quote && *s)
-			s++;
-		val[vl] = '\0';
-		if (strcmp(key, "report_signal") == 0)
-			set_signal(t, val);
-		else if (strcmp(key, "log_path") == 0)
-			snprintf(t->log_path, sizeof(t->log_path), "%s", val);
-	}
+	pg_names_options(s, 4096, &cb);
 }
 
 static void read_options(struct pg_target *t)
@@ -268,8 +235,8 @@ int pg_cmd_dump(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sig = pg_signame_parse(optarg);
-			if (sig < 0)
+			sig = pg_names_signal(optarg);
+			if (sig <= 0)
 				return pg_cli_usage_error(usage, "'%s' is not a signal", optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -329,7 +296,7 @@ int pg_cmd_dump(int argc, char **argv)
 		}
 		sig = t.signal > 0 ? t.signal : SIGUSR1;
 	}
-	pg_signame_format(sig, name, sizeof(name));
+	pg_names_signal_format(sig, name, sizeof(name));
 	ignored = status_mask_has(&t, "SigIgn:", sig);
 	caught = status_mask_has(&t, "SigCgt:", sig);
 	blocked = status_mask_has(&t, "SigBlk:", sig);

@@ -6,6 +6,7 @@
  * runs out. We count, per tuple, TCP sockets in any state but LISTEN whose
  * local port is in the range and is not a listening port (those are the
  * server ends of accepted connections, which take no ephemeral port). */
+#include "common/names.h"
 #include "tools/cli.h"
 #include "tools/cmd.h"
 #include "tools/procscan.h"
@@ -393,7 +394,7 @@ static int print_json(struct pg_ports *p)
 		json_object_set_new(o, "remote", json_string(remote));
 		json_object_set_new(o, "used", json_integer(t->used));
 		for (size_t k = 0; k < ns; k++)
-			json_object_set_new(states, pg_socktab_state_name(order[k]),
+			json_object_set_new(states, pg_names_tcp_state(order[k]),
 					    json_integer(t->states[order[k]]));
 		json_object_set_new(o, "states", states);
 		json_object_set_new(o, "percent", json_real(round2(t->percent)));
@@ -506,7 +507,7 @@ static char *states_text(const struct pg_tuple *t)
 	char *s = pg_cli_strdup(""), *n;
 
 	for (size_t k = 0; k < ns; k++) {
-		n = pg_cli_asprintf("%s%s%s %ld", s, k ? ", " : "", pg_socktab_state_name(order[k]),
+		n = pg_cli_asprintf("%s%s%s %ld", s, k ? ", " : "", pg_names_tcp_state(order[k]),
 				    t->states[order[k]]);
 		free(s);
 		s = n;

@@ -14,18 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *const state_names[] = {
-	NULL,    "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",    "TIME_WAIT",
-	"CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV",
-};
-
-const char *pg_socktab_state_name(int state)
-{
-	if (state <= 0 || state >= (int)(sizeof(state_names) / sizeof(state_names[0])))
-		return NULL;
-	return state_names[state];
-}
-
 void pg_socktab_addr_str(int family, const uint8_t *addr, char *buf, size_t size)
 {
 	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, (socklen_t)size))

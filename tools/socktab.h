@@ -34,7 +34,6 @@ int pg_socktab_parse_line(const char *line, int family, struct pg_tcpsock *out);
 void pg_socktab_free(struct pg_socktab *t);
 
 /* "ESTABLISHED", "TIME_WAIT", ...: the kernel's names; NULL when unknown. */
-const char *pg_socktab_state_name(int state);
 /* "127.0.0.1", "::1" (no brackets). */
 void pg_socktab_addr_str(int family, const uint8_t *addr, char *buf, size_t size);
 
