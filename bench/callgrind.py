@@ -90,10 +90,18 @@ def per_pair(depth, tmp):
     t2, f2 = callgrind(depth, N2, tmp)
     d = float(N2 - N1)
     parts = {}
+    detail = []
     for key in set(f1) | set(f2):
         diff = f2.get(key, 0) - f1.get(key, 0)
         p = part_of(key[0], key[1])
         parts[p] = parts.get(p, 0) + diff / d
+        detail.append((diff / d, key[0]))
+    if os.environ.get("PG_CG_DETAIL"):
+        detail.sort(reverse=True)
+        print("stack_depth=%s, per pair:" % depth)
+        for v, fn in detail[:25]:
+            if abs(v) >= 1:
+                print("  %8.1f %s" % (v, fn))
     return (t2 - t1) / d, parts
 
 

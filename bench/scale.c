@@ -23,14 +23,16 @@
  * -a: archive mode, without the preloaded library: the same sockets are
  *   recorded by calling the registry of build/libportguard.a directly, with
  *   stacks from glibc backtrace() at DEPTH (16) interned per socket as the
- *   library does; prints pg_alloc_bytes for the stack table and per record,
+ *   library does; prints the bytes of the stack table and per record,
  *   and the time pg_report_write (kernel=1: reconciliation and per-socket
  *   queries included) takes in text and JSON, symbolize 0 and 1.
  * Prints figures only.
  */
 #include "shim/common.h"
 #include "shim/config.h"
-#include "shim/registry.h"
+#include "shim/arena.h"
+#include "shim/fdtab.h"
+#include "shim/sites.h"
 #include "shim/report.h"
 
 #include <errno.h>
@@ -77,8 +79,8 @@ static long rss_bytes(void)
 /* Which unwinding and symbolizing libraries the process has mapped. */
 static void print_unwinder_libs(void)
 {
-	static const char *const names[] = {"libunwind", "libgcc_s", "libdw", "libelf"};
-	int seen[PG_ARRAY_LEN(names)] = {0}, any = 0;
+	static const char *const names[] = { "libunwind", "libgcc_s", "libdw", "libelf" };
+	int seen[PG_ARRAY_LEN(names)] = { 0 }, any = 0;
 	char line[4096];
 	FILE *f = fopen("/proc/self/maps", "re");
 
@@ -107,30 +109,43 @@ __attribute__((noipa)) static int make(void)
 		void *buf[PG_MAX_DEPTH];
 		struct stat st;
 		int n = backtrace(buf, depth);
-		const struct pg_site *site;
+		uint32_t site;
+		struct pg_fdtab_gone gone;
 
 		for (int i = 0; i < n; i++)
 			frames[i] = (uintptr_t)buf[i];
-		site = pg_site_intern(frames, (unsigned)n);
+		site = pg_sites_intern(frames, (unsigned)n);
 		if (intern_only)
 			return fd;
 		fstat(fd, &st);
-		pg_registry_add(fd, st.st_ino, site, pg_now_coarse_ns(), AF_INET, SOCK_STREAM, 0, 0);
+		struct pg_sock_facts f = { st.st_ino, pg_now_coarse_ns(), site,
+					   AF_INET,   SOCK_STREAM,        0,
+					   0,         PG_VIA_SOCKET };
+		pg_fdtab_add(fd, &f, &gone);
 	}
 	return fd;
 }
 
 /* Ten distinct call sites (noipa: not merged, not inlined). */
-#define SITE(k)                                        \
+#define SITE(k)                                         \
 	__attribute__((noipa)) static int site##k(void) \
-	{                                              \
-		int fd = make();                       \
-		__asm__ volatile("" : "+r"(fd));       \
-		return fd + (k & 0);                   \
+	{                                               \
+		int fd = make();                        \
+		__asm__ volatile("" : "+r"(fd));        \
+		return fd + (k & 0);                    \
 	}
-SITE(0) SITE(1) SITE(2) SITE(3) SITE(4) SITE(5) SITE(6) SITE(7) SITE(8) SITE(9)
-static int (*const sites[NSITES])(void) = {site0, site1, site2, site3, site4,
-					   site5, site6, site7, site8, site9};
+SITE(0)
+SITE(1)
+SITE(2)
+SITE(3)
+SITE(4)
+SITE(5)
+SITE(6)
+SITE(7)
+SITE(8)
+SITE(9)
+static int (*const sites[NSITES])(void) = { site0, site1, site2, site3, site4,
+					    site5, site6, site7, site8, site9 };
 
 static long open_all(long want)
 {
@@ -191,7 +206,7 @@ static int report_complete(const char *path, int json, long *size)
 static void signal_report(const char *prefix, int json)
 {
 	char path[4096];
-	struct timespec nap = {0, 500000};
+	struct timespec nap = { 0, 500000 };
 	long size = 0;
 	int64_t t0, t1;
 	int done = 0;
@@ -212,7 +227,7 @@ static void archive_reports(void)
 {
 	static const struct {
 		int json, sym;
-	} kinds[] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}};
+	} kinds[] = { { 0, 0 }, { 0, 1 }, { 1, 0 }, { 1, 1 } };
 	char path[] = "/tmp/pgbench.scale.XXXXXX";
 	int fd = mkstemp(path);
 
@@ -240,7 +255,6 @@ static void archive_reports(void)
 		o.now_ns = pg_now_coarse_ns();
 		o.fd = fd;
 		o.kernel = 1;
-		o.close_fn = close;
 		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 			perror("scale: truncate");
 		t0 = now_ns();
@@ -273,7 +287,8 @@ int main(int argc, char **argv)
 		case 'd': depth = atoi(optarg); break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-m MARGIN] [-D NEST] [-u LOG_PREFIX [-j]] | -a [-m MARGIN] [-D NEST] [-d DEPTH]\n",
+				"usage: %s [-m MARGIN] [-D NEST] [-u LOG_PREFIX [-j]] | -a [-m "
+				"MARGIN] [-D NEST] [-d DEPTH]\n",
 				argv[0]);
 			return 2;
 		}
@@ -297,14 +312,14 @@ int main(int argc, char **argv)
 	if (archive) {
 		/* The stack table first: the ten stacks, captured through the
 		 * same frames as the sockets' below, interned without a record. */
-		b0 = pg_alloc_bytes();
+		b0 = pg_arena_in_use();
 		intern_only = 1;
 		nest(nest_depth, NSITES);
 		intern_only = 0;
-		b1 = pg_alloc_bytes();
+		b1 = pg_arena_in_use();
 	}
 	rss0 = rss_bytes();
-	b2 = pg_alloc_bytes();
+	b2 = pg_fdtab_bytes();
 	t0 = now_ns();
 	nest(nest_depth, want);
 	t1 = now_ns();
@@ -314,13 +329,11 @@ int main(int argc, char **argv)
 	printf("rss_before=%ld rss_after=%ld\n", rss0, rss1);
 	print_unwinder_libs();
 	if (archive) {
-		struct pg_totals tot;
-
-		pg_registry_totals(&tot);
-		printf("archive_stack_table_bytes=%zu archive_record_bytes=%zu archive_bytes_per_record=%.1f tracked=%llu\n",
-		       b1 - b0, pg_alloc_bytes() - b2,
-		       (double)(pg_alloc_bytes() - b2) / (double)(nfds ? nfds : 1),
-		       (unsigned long long)(tot.created - tot.closed));
+		printf("archive_stack_table_bytes=%zu archive_record_bytes=%zu "
+		       "archive_bytes_per_record=%.1f tracked=%zu\n",
+		       b1 - b0, pg_fdtab_bytes() - b2,
+		       (double)(pg_fdtab_bytes() - b2) / (double)(nfds ? nfds : 1),
+		       pg_fdtab_size_hint());
 		archive_reports();
 	}
 	if (usr1)

@@ -11,13 +11,15 @@
  * (pg_registry_is_tracked); write the report (kernel=0, symbolize=0) in text
  * and in JSON, to /dev/null and to a file in DIR (default /tmp); remove
  * every socket (pg_registry_close_begin + close_end, as close() does).
- * Memory: pg_alloc_bytes (malloc_usable_size of what the library holds)
+ * Memory: pg_arena_in_use for the call sites, pg_fdtab_bytes for records and slots
  * before and after. The registry is reset between rounds. Prints one
  * key=value line per round and one of medians. Prints figures only.
  */
 #include "shim/common.h"
 #include "shim/config.h"
-#include "shim/registry.h"
+#include "shim/arena.h"
+#include "shim/fdtab.h"
+#include "shim/sites.h"
 #include "shim/report.h"
 
 #include <fcntl.h>
@@ -33,14 +35,35 @@
 #define FD_BASE 1000 /* fake descriptors: FD_BASE, FD_BASE + 1, ... */
 
 enum {
-	M_INTERN, M_INSERT, M_LOOKUP, M_TEXT_NULL, M_JSON_NULL, M_TEXT_FILE, M_JSON_FILE,
-	M_REMOVE, M_SITE_BYTES, M_REC_BYTES, M_TOMB_BYTES, M_TEXT_SIZE, M_JSON_SIZE, NM
+	M_INTERN,
+	M_INSERT,
+	M_LOOKUP,
+	M_TEXT_NULL,
+	M_JSON_NULL,
+	M_TEXT_FILE,
+	M_JSON_FILE,
+	M_REMOVE,
+	M_SITE_BYTES,
+	M_REC_BYTES,
+	M_TOMB_BYTES,
+	M_TEXT_SIZE,
+	M_JSON_SIZE,
+	NM
 };
 static const char *const mname[NM] = {
-	"intern_ns_per_site", "insert_ns_per_op", "lookup_ns_per_op", "report_text_devnull_ms",
-	"report_json_devnull_ms", "report_text_file_ms", "report_json_file_ms", "remove_ns_per_op",
-	"site_table_bytes", "bytes_per_record", "bytes_after_remove_per_record",
-	"report_text_bytes", "report_json_bytes",
+	"intern_ns_per_site",
+	"insert_ns_per_op",
+	"lookup_ns_per_op",
+	"report_text_devnull_ms",
+	"report_json_devnull_ms",
+	"report_text_file_ms",
+	"report_json_file_ms",
+	"remove_ns_per_op",
+	"site_table_bytes",
+	"bytes_per_record",
+	"bytes_after_remove_per_record",
+	"report_text_bytes",
+	"report_json_bytes",
 };
 
 static int64_t now_ns(void)
@@ -95,7 +118,6 @@ static double report(int json, int fd, long *size)
 	o.now_ns = pg_now_coarse_ns();
 	o.fd = fd;
 	o.kernel = 0;
-	o.close_fn = close;
 	if (ftruncate(fd, 0) == 0)
 		lseek(fd, 0, SEEK_SET);
 	t0 = now_ns();
@@ -109,7 +131,7 @@ static double report(int json, int fd, long *size)
 
 static void round_once(long n, int nsites, const char *dir, double *m)
 {
-	const struct pg_site **site = calloc((size_t)nsites, sizeof(*site));
+	uint32_t *site = calloc((size_t)nsites, sizeof(*site));
 	uintptr_t frames[DEPTH];
 	size_t b0, b1, b2;
 	int64_t t0, t1;
@@ -124,31 +146,42 @@ static void round_once(long n, int nsites, const char *dir, double *m)
 		exit(1);
 	}
 	unlink(path);
-	pg_registry_reset();
+	pg_fdtab_reset();
+	pg_sites_reset();
 
 	/* Fake return addresses, as a PIE program and its libraries have. */
-	b0 = pg_alloc_bytes();
+	b0 = pg_arena_in_use();
 	t0 = now_ns();
 	for (int s = 0; s < nsites; s++) {
 		for (int i = 0; i < DEPTH; i++)
 			frames[i] = 0x555555554000u + (next_rand() & 0xffffff);
-		site[s] = pg_site_intern(frames, DEPTH);
+		site[s] = pg_sites_intern(frames, DEPTH);
 		if (!site[s]) {
 			fprintf(stderr, "sim: out of memory\n");
 			exit(1);
 		}
 	}
 	t1 = now_ns();
-	b1 = pg_alloc_bytes();
+	b1 = pg_arena_in_use();
 	m[M_INTERN] = (double)(t1 - t0) / nsites;
 	m[M_SITE_BYTES] = (double)(b1 - b0);
+	b1 = pg_fdtab_bytes();
 
 	t0 = now_ns();
-	for (long i = 0; i < n; i++)
-		pg_registry_add((int)(FD_BASE + i), 100000000u + (uint64_t)i, site[i % nsites],
-				pg_now_coarse_ns(), AF_INET, SOCK_STREAM, 6, 0);
+	for (long i = 0; i < n; i++) {
+		struct pg_sock_facts f = { 100000000u + (uint64_t)i,
+					   pg_now_coarse_ns(),
+					   site[i % nsites],
+					   AF_INET,
+					   SOCK_STREAM,
+					   6,
+					   0,
+					   PG_VIA_SOCKET };
+		struct pg_fdtab_gone gone;
+		pg_fdtab_add((int)(FD_BASE + i), &f, &gone);
+	}
 	t1 = now_ns();
-	b2 = pg_alloc_bytes();
+	b2 = pg_fdtab_bytes();
 	m[M_INSERT] = (double)(t1 - t0) / n;
 	m[M_REC_BYTES] = (double)(b2 - b1) / n;
 
@@ -156,7 +189,8 @@ static void round_once(long n, int nsites, const char *dir, double *m)
 	 * when gcd(step, n) == 1; otherwise some twice, which does not matter. */
 	t0 = now_ns();
 	for (long i = 0; i < n; i++)
-		hits += pg_registry_is_tracked((int)(FD_BASE + (long)(((uint64_t)i * 7919u) % (uint64_t)n)));
+		hits +=
+		    pg_fdtab_tracked((int)(FD_BASE + (long)(((uint64_t)i * 7919u) % (uint64_t)n)));
 	t1 = now_ns();
 	m[M_LOOKUP] = (double)(t1 - t0) / n;
 	if (hits != n)
@@ -171,14 +205,15 @@ static void round_once(long n, int nsites, const char *dir, double *m)
 
 	t0 = now_ns();
 	for (long i = 0; i < n; i++) {
-		struct pg_closing c;
-		if (pg_registry_close_begin((int)(FD_BASE + i), &c) == PG_ENTRY_LIVE)
-			pg_registry_close_end(&c, PG_CLOSED, c.site);
+		struct pg_fdtab_close c;
+		struct pg_fdtab_gone gone;
+		if (pg_fdtab_close_begin((int)(FD_BASE + i), &c, 0) == PG_ENTRY_LIVE)
+			pg_fdtab_close_end(&c, PG_CLOSED, c.site, &gone);
 	}
 	t1 = now_ns();
 	m[M_REMOVE] = (double)(t1 - t0) / n;
 	/* Closed descriptors stay as tombstones (double-close detection). */
-	m[M_TOMB_BYTES] = (double)(pg_alloc_bytes() - b1) / n;
+	m[M_TOMB_BYTES] = (double)(pg_fdtab_bytes() - b1) / n;
 
 	close(fd);
 	close(devnull);
@@ -190,7 +225,7 @@ int main(int argc, char **argv)
 	long n = 1000000;
 	int nsites = 1000, rounds = 3, opt;
 	const char *dir = "/tmp";
-	double (*m)[NM];
+	double(*m)[NM];
 
 	while ((opt = getopt(argc, argv, "n:s:r:o:")) != -1) {
 		switch (opt) {
@@ -199,7 +234,8 @@ int main(int argc, char **argv)
 		case 'r': rounds = atoi(optarg); break;
 		case 'o': dir = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-n SOCKETS] [-s SITES] [-r ROUNDS] [-o DIR]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n SOCKETS] [-s SITES] [-r ROUNDS] [-o DIR]\n",
+				argv[0]);
 			return 2;
 		}
 	}

@@ -76,7 +76,7 @@ int pg_policy_parse(struct pg_policy *p, const char *text, size_t len, const cha
  * 0 or 1. */
 int pg_policy_set_flag(struct pg_policy *p, const char *name, int on);
 
-/* True when p asks for nothing at all: the shim's fast path. */
+/* True when p asks for nothing at all (nothing to enforce). */
 bool pg_policy_is_empty(const struct pg_policy *p);
 
 /* A sockaddr as a concrete destination; an IPv4-mapped IPv6 address becomes

@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 __thread int pg_inside __attribute__((tls_model("initial-exec")));
-__thread int pg_vfork_child __attribute__((tls_model("initial-exec")));
+/* used, externally_visible: the vfork stub (asm in interpose.c) names it,
+ * where link-time optimisation cannot see. */
+__thread int pg_vfork_child __attribute__((tls_model("initial-exec"), used, externally_visible));
+__thread int pg_library_thread __attribute__((tls_model("initial-exec")));
 __thread int pg_hash_oom __attribute__((tls_model("initial-exec")));
 
 __thread int pg_alloc_no_fault __attribute__((tls_model("initial-exec")));

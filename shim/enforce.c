@@ -2,16 +2,21 @@
 
 #include "common/names.h"
 #include "policy/policy.h"
+#include "shim/arena.h"
 #include "shim/common.h"
+#include "shim/events.h"
+#include "shim/fdtab.h"
+#include "shim/locks.h"
 #include "shim/out.h"
 #include "shim/sockinfo.h"
-#include "shim/symbolize.h"
+#include "shim/stack.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,42 +31,41 @@ unsigned pg_enforce_what;
 static struct pg_policy pol;
 static char pol_file[PATH_MAX];
 static char pol_error[PATH_MAX + 256];
-static int verbosity;
+static int verbosity, depth;
 static uint32_t range_size;
 static int tw_reuse = -1;
 
-/* Pool: connected sockets per rule, and the waiters of mode=block. */
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
+/* Pool: connected sockets per rule (PG_LOCK_POOL), and a futex the waiters
+ * of mode=block sleep on. */
 static uint32_t in_use[PG_POLICY_POOL_MAX];
+static unsigned pool_seq;
 
 struct pg_counters {
 	unsigned long reuseaddr, reuseport, bind_no_port, pool_waits, pool_denials, events;
 };
 static struct pg_counters counters;
 
-/* Churn per destination: created on the first connect, never freed (the
- * sockets point at them), at most PG_MAX_DESTS. */
+/* Churn per destination (PG_LOCK_DESTS): created on the first connect,
+ * never freed, named by id (1 ... PG_MAX_DESTS) in the sockets' records. */
 struct pg_dest_stats {
 	UT_hash_handle hh;
 	struct pg_policy_dest key;
 	struct pg_churn churn;
+	uint32_t id;
 };
-static pthread_mutex_t dest_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pg_dest_stats *dests;
+static struct pg_dest_stats *dests, *dest_by_id[PG_MAX_DESTS + 1];
 static unsigned ndests;
 
 /* Events already said: one per kind, destination and call site. */
 struct pg_seen_key {
 	int kind;
 	struct pg_policy_dest dest;
-	const void *site;
+	uint32_t site;
 };
 struct pg_seen {
 	UT_hash_handle hh;
 	struct pg_seen_key key;
 };
-static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pg_seen *seen;
 
 enum { EV_POOL_WAIT, EV_POOL_DENIED, EV_POOL_WARN, EV_CHURN };
@@ -105,23 +109,25 @@ static void read_kernel_facts(void)
 		tw_reuse = buf[0] - '0';
 }
 
-static void release(uint32_t pool, void *dest)
+void pg_enforce_release(uint32_t pool, uint32_t dest)
 {
 	(void)dest;
-	if (!pool)
+	if (!pool || pool > PG_POLICY_POOL_MAX)
 		return;
-	pthread_mutex_lock(&pool_lock);
+	if (pg_lock_take(PG_LOCK_POOL, PG_LOCK_BOUND_MS) < 0)
+		return;
 	if (in_use[pool - 1] > 0)
 		in_use[pool - 1]--;
-	pthread_cond_broadcast(&pool_cond);
-	pthread_mutex_unlock(&pool_lock);
+	pg_lock_give(PG_LOCK_POOL);
+	pg_cond_wake(&pool_seq);
 }
 
-int pg_enforce_load(const struct pg_config *cfg, const char **err)
+void pg_enforce_load(const struct pg_config *cfg)
 {
 	int rc = 0;
 
 	verbosity = cfg->verbosity;
+	depth = cfg->stack_depth;
 	pg_policy_init(&pol);
 	if (cfg->policy[0]) {
 		size_t len = 0;
@@ -157,11 +163,45 @@ int pg_enforce_load(const struct pg_config *cfg, const char **err)
 		pg_enforce_what |= PG_ENFORCE_CONNECT;
 	if (pol.churn_warn_per_sec)
 		pg_enforce_what |= PG_ENFORCE_CHURN;
-	if (pg_enforce_what)
-		pg_registry_set_release(release);
 	read_kernel_facts();
-	*err = rc ? pol_error : NULL;
-	return rc;
+	if (rc == 0)
+		return;
+	pg_warn("%s; policy not applied", pol_error);
+	if (cfg->strict)
+		_exit(2); /* strict=1: the user asked for no run on a bad policy */
+	/* The report destination gets the event too, unless it was that
+	 * warning already. */
+	if (cfg->format == PG_FORMAT_JSON || cfg->dest != PG_DEST_STDERR) {
+		char text[PG_EVENT_TEXT], json[PG_EVENT_JSON];
+		struct pg_out o;
+		pg_out_init_buf(&o, json, sizeof(json));
+		pg_out_printf(
+		    &o, "{\"portguard\": 1, \"pid\": %d, \"event\": \"policy_error\", \"error\": ",
+		    (int)getpid());
+		pg_out_json_str(&o, pol_error);
+		pg_out_end_buf(&o);
+		snprintf(text, sizeof(text), "portguard: %.450s; policy not applied", pol_error);
+		pg_events_push(text, json, PG_EVENT_NO_FRAMES);
+	}
+}
+
+/* The socket's type and protocol: from the registry, or (untracked, or
+ * accepted: not recorded) from the kernel. */
+static void socket_kind(int fd, int *type, int *protocol)
+{
+	struct pg_fdtab_view v;
+	socklen_t l = sizeof(int);
+
+	if (pg_fdtab_get(fd, &v) == 0 && v.type >= 0) {
+		*type = v.type;
+		*protocol = v.protocol;
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &l) < 0)
+		*type = -1;
+	l = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, protocol, &l) < 0)
+		*protocol = -1;
 }
 
 static int sockopt_on(int fd, int level, int opt)
@@ -179,24 +219,6 @@ static int set_on(int fd, int level, int opt)
 	return setsockopt(fd, level, opt, &one, sizeof(one)) == 0;
 }
 
-static void socket_kind(int fd, int *type, int *protocol)
-{
-	struct pg_conn conn;
-	socklen_t l = sizeof(int);
-
-	if (pg_registry_get_conn(fd, &conn) == 0 && conn.type >= 0) {
-		*type = conn.type;
-		*protocol = conn.protocol;
-		return;
-	}
-	/* Untracked, or accepted (kind not recorded): ask the kernel. */
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &l) < 0)
-		*type = -1;
-	l = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, protocol, &l) < 0)
-		*protocol = -1;
-}
-
 /* The program's address, if it can be read: a bad pointer must reach the
  * kernel, which returns EFAULT, never crash us first. */
 static int copy_addr(const struct sockaddr *addr, socklen_t len, struct sockaddr_storage *ss,
@@ -209,7 +231,7 @@ static int copy_addr(const struct sockaddr *addr, socklen_t len, struct sockaddr
 	return 0;
 }
 
-void pg_enforce_bind(int fd, const struct sockaddr *uaddr, socklen_t ulen)
+void pg_enforce_bind_slow(int fd, const struct sockaddr *uaddr, socklen_t ulen)
 {
 	struct sockaddr_storage ss;
 	const struct sockaddr *addr = (const struct sockaddr *)&ss;
@@ -235,7 +257,7 @@ void pg_enforce_bind(int fd, const struct sockaddr *uaddr, socklen_t ulen)
 
 /* ---- events ---- */
 
-static int first_time(int kind, const struct pg_policy_dest *d, const void *site)
+static int first_time(int kind, const struct pg_policy_dest *d, uint32_t site)
 {
 	struct pg_seen_key k;
 	struct pg_seen *s;
@@ -247,119 +269,74 @@ static int first_time(int kind, const struct pg_policy_dest *d, const void *site
 	k.kind = kind;
 	k.dest = *d;
 	k.site = site;
-	pthread_mutex_lock(&seen_lock);
+	if (pg_lock_take(PG_LOCK_SEEN, PG_LOCK_BOUND_MS) < 0)
+		return 0;
 	HASH_FIND(hh, seen, &k, sizeof(k), s);
-	if (!s && (s = pg_calloc(1, sizeof(*s)))) {
+	if (!s && (s = pg_arena_calloc(sizeof(*s)))) {
 		s->key = k;
 		pg_hash_oom = 0;
 		HASH_ADD(hh, seen, key, sizeof(k), s);
 		if (pg_hash_oom)
-			pg_free(s);
+			pg_arena_free(s, sizeof(*s));
 		fresh = 1;
 	}
-	pthread_mutex_unlock(&seen_lock);
+	pg_lock_give(PG_LOCK_SEEN);
 	return fresh;
 }
 
-/* The call site, short, for one line: a few frames, names from the symbol
- * tables only (no debug information loaded inside connect()). */
-static void site_text(const struct pg_site *site, struct pg_out *t, struct pg_out *j)
-{
-	struct pg_symbolizer *sym = pg_sym_open(0);
-	struct pg_sym sy;
-	unsigned n = site ? (site->depth < 4 ? site->depth : 4) : 0;
-
-	pg_out_puts(j, ", \"frames\": [");
-	for (unsigned i = 0; i < n; i++) {
-		int k = sym ? pg_sym_lookup(sym, site->frames[i], 1, &sy, 1) : 0;
-		pg_out_printf(t, "%s#%u 0x%lx", i ? " " : "", i, (unsigned long)site->frames[i]);
-		pg_out_printf(j, "%s{\"addr\": \"0x%lx\"", i ? ", " : "",
-			      (unsigned long)site->frames[i]);
-		if (k > 0 && sy.function)
-			pg_out_printf(t, " in %s", sy.function);
-		if (k > 0 && sy.module && strcmp(sy.module, "?")) {
-			const char *base = strrchr(sy.module, '/');
-			pg_out_printf(t, " (%s+0x%lx)", base ? base + 1 : sy.module,
-				      (unsigned long)sy.offset);
-			pg_out_puts(j, ", \"module\": ");
-			pg_out_json_str(j, sy.module);
-			pg_out_printf(j, ", \"offset\": \"0x%lx\"", (unsigned long)sy.offset);
-		}
-		if (k > 0 && sy.function) {
-			pg_out_puts(j, ", \"function\": ");
-			pg_out_json_str(j, sy.function);
-		}
-		pg_out_puts(j, "}");
-	}
-	pg_out_puts(j, "]");
-	if (!n)
-		pg_out_puts(t, "(no stack)");
-	if (sym)
-		pg_sym_close(sym);
-}
-
-struct pg_event {
+/* An event line in two buffers of fixed size (no malloc: this runs in the
+ * program's connect or close). The frames are added by the writer. */
+struct pg_event_lines {
 	struct pg_out t, j;
+	char text[PG_EVENT_TEXT], json[PG_EVENT_JSON];
 };
 
-static struct pg_event *event_begin(int kind, const struct pg_policy_dest *d)
+static void event_begin(struct pg_event_lines *e, int kind, const struct pg_policy_dest *d)
 {
-	struct pg_event *e = pg_alloc(sizeof(*e));
 	char dest[PG_POLICY_DEST_STRLEN];
 
-	if (!e)
-		return NULL;
-	pg_out_init(&e->t, -1);
-	pg_out_init(&e->j, -1);
+	pg_out_init_buf(&e->t, e->text, sizeof(e->text));
+	pg_out_init_buf(&e->j, e->json, sizeof(e->json));
 	pg_policy_format_dest(d, dest, sizeof(dest));
 	pg_out_printf(&e->t, "portguard: %s: %s: ", ev_names[kind], dest);
 	pg_out_printf(&e->j,
 		      "{\"portguard\": 1, \"pid\": %d, \"event\": \"%s\", \"remote\": \"%s\"",
 		      (int)getpid(), ev_names[kind], dest);
-	return e;
 }
 
-static void event_end(struct pg_event *e, const struct pg_site *site)
+static void event_end(struct pg_event_lines *e, uint32_t site)
 {
-	if (!e)
-		return;
-	pg_out_puts(&e->t, "; at ");
-	site_text(site, &e->t, &e->j);
-	pg_out_write(&e->t, "", 1);
-	pg_out_puts(&e->j, "}");
-	pg_out_write(&e->j, "", 1);
+	pg_out_end_buf(&e->t);
+	pg_out_end_buf(&e->j);
 	add(&counters.events);
 	if (verbosity >= 1)
-		pg_track_emit_event(e->t.buf, e->j.buf);
-	pg_free(e);
+		pg_events_push(e->text, e->json, site);
 }
 
 static void pool_event(int kind, int rule, const struct pg_policy_dest *d, uint32_t used,
-		       const struct pg_site *site)
+		       uint32_t site)
 {
 	const struct pg_policy_pool *p = &pol.pool[rule];
-	struct pg_event *e;
+	struct pg_event_lines e;
 	char pat[PG_POLICY_DEST_STRLEN];
 
 	if (!first_time(kind, d, site))
 		return;
-	e = event_begin(kind, d);
-	if (!e)
-		return;
+	event_begin(&e, kind, d);
 	pg_policy_format_dest(&p->dest, pat, sizeof(pat));
-	pg_out_printf(&e->t, "%u of max=%u connections in use (rule %s:%u: pool %s mode=%s)", used,
+	pg_out_printf(&e.t, "%u of max=%u connections in use (rule %s:%u: pool %s mode=%s)", used,
 		      p->max, pol_file, p->line, pat, pg_policy_mode_name(p->mode));
 	if (kind == EV_POOL_DENIED)
-		pg_out_puts(&e->t, "; connect failed with EADDRNOTAVAIL");
+		pg_out_puts(&e.t, "; connect failed with EADDRNOTAVAIL");
 	else if (kind == EV_POOL_WAIT)
-		pg_out_printf(&e->t, "; waiting up to %u ms", p->wait_ms);
+		pg_out_printf(&e.t, "; waiting up to %u ms", p->wait_ms);
 	else
-		pg_out_puts(&e->t, "; allowed (mode=warn)");
-	pg_out_printf(&e->j,
+		pg_out_puts(&e.t, "; allowed (mode=warn)");
+	pg_out_printf(&e.j,
 		      ", \"rule\": \"%s:%u\", \"pattern\": \"%s\", \"mode\": \"%s\", \"max\": %u, "
 		      "\"in_use\": %u",
 		      pol_file, p->line, pat, pg_policy_mode_name(p->mode), p->max, used);
-	event_end(e, site);
+	event_end(&e, site);
 }
 
 /* ---- connect ---- */
@@ -372,25 +349,30 @@ static int is_tcp(int fd)
 	return (type & 0xf) == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == 0);
 }
 
-static struct pg_dest_stats *dest_get(const struct pg_policy_dest *d)
+static uint32_t dest_get(const struct pg_policy_dest *d)
 {
 	struct pg_dest_stats *s;
+	uint32_t id = 0;
 
-	pthread_mutex_lock(&dest_lock);
+	if (pg_lock_take(PG_LOCK_DESTS, PG_LOCK_BOUND_MS) < 0)
+		return 0;
 	HASH_FIND(hh, dests, d, sizeof(*d), s);
-	if (!s && ndests < PG_MAX_DESTS && (s = pg_calloc(1, sizeof(*s)))) {
+	if (!s && ndests < PG_MAX_DESTS && (s = pg_arena_calloc(sizeof(*s)))) {
 		s->key = *d;
 		pg_hash_oom = 0;
 		HASH_ADD(hh, dests, key, sizeof(*d), s);
 		if (pg_hash_oom) {
-			pg_free(s);
+			pg_arena_free(s, sizeof(*s));
 			s = NULL;
 		} else {
-			ndests++;
+			s->id = ++ndests;
+			dest_by_id[s->id] = s;
 		}
 	}
-	pthread_mutex_unlock(&dest_lock);
-	return s;
+	if (s)
+		id = s->id;
+	pg_lock_give(PG_LOCK_DESTS);
+	return id;
 }
 
 static int is_nonblocking(int fd)
@@ -400,8 +382,26 @@ static int is_nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* pool_lock held, for the cleanup of a pthread_cancel inside the wait
- * (pthread_cond_clockwait takes the lock again before it unwinds). */
+/* Before waiting for a slot: a socket holding one that the kernel no longer
+ * has (closed where no wrapper saw it) gives it back. */
+static void reconcile_pool(void)
+{
+	int few[256];
+	size_t n = pg_fdtab_fds_in(0, INT32_MAX, few, PG_ARRAY_LEN(few));
+
+	if (n > PG_ARRAY_LEN(few))
+		n = PG_ARRAY_LEN(few);
+	for (size_t i = 0; i < n; i++) {
+		struct pg_fdtab_view v;
+		struct pg_fdtab_gone gone;
+		if (pg_fdtab_get(few[i], &v) < 0 || !v.pool || pg_sockinfo_inode(few[i]))
+			continue;
+		if (pg_fdtab_drop_view(few[i], &v, &gone))
+			pg_enforce_release(gone.pool, gone.dest);
+	}
+}
+
+/* pool_lock held, for the cleanup of a pthread_cancel inside the wait. */
 struct pg_pool_hold {
 	int locked;
 };
@@ -409,27 +409,27 @@ struct pg_pool_hold {
 static void pool_unwound(struct pg_pool_hold *h)
 {
 	if (h->locked)
-		pthread_mutex_unlock(&pool_lock);
+		pg_lock_give(PG_LOCK_POOL);
 }
 
-int pg_enforce_connect_begin(int fd, const struct sockaddr *uaddr, socklen_t ulen,
-			     struct pg_enforce_conn *c)
+int pg_enforce_connect_slow(int fd, const struct sockaddr *uaddr, socklen_t ulen,
+			    struct pg_enforce_conn *c)
 {
 	struct pg_pool_hold hold __attribute__((cleanup(pool_unwound))) = { 0 };
 	struct sockaddr_storage ss;
 	const struct sockaddr *addr = (const struct sockaddr *)&ss;
 	socklen_t len;
 	struct pg_policy_dest d;
-	struct pg_conn conn;
-	const struct pg_site *site = NULL;
-	int rule, waited = 0, denied = 0;
+	struct pg_fdtab_view v;
+	uint32_t site = 0;
+	int rule, waited = 0, denied = 0, have_site = 0;
 	int64_t start = 0;
-	enum pg_pool_verdict v;
+	enum pg_pool_verdict verdict = PG_POOL_ALLOW;
 	uint32_t used = 0;
 
 	c->fd = fd;
 	c->rule = -1;
-	c->dest = NULL;
+	c->dest = 0;
 	if (copy_addr(uaddr, ulen, &ss, &len) < 0 ||
 	    pg_policy_dest_from_sockaddr(&d, addr, len) < 0 || !is_tcp(fd))
 		return 0;
@@ -442,54 +442,60 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *uaddr, socklen_t ule
 	/* A socket that holds a slot already (connect again after
 	 * EINPROGRESS) takes no second one; an untracked one cannot give it
 	 * back at close, so it is not counted. */
-	if (pg_registry_get_conn(fd, &conn) < 0 || conn.pool)
+	if (pg_fdtab_get(fd, &v) < 0 || v.pool)
 		return 0;
-
-	pthread_mutex_lock(&pool_lock);
+	if (pg_lock_take(PG_LOCK_POOL, PG_LOCK_BOUND_MS) < 0)
+		return 0;
 	hold.locked = 1;
 	for (;;) {
 		int64_t now = pg_now_ns();
 		used = in_use[rule];
-		v = pg_policy_decide_pool(&pol.pool[rule], used, false, waited ? now - start : 0);
-		if (v == PG_POOL_BLOCK && !waited && is_nonblocking(fd))
-			v = pg_policy_decide_pool(&pol.pool[rule], used, true, 0);
-		if (v == PG_POOL_ALLOW || v == PG_POOL_WARN) {
+		verdict =
+		    pg_policy_decide_pool(&pol.pool[rule], used, false, waited ? now - start : 0);
+		if (verdict == PG_POOL_BLOCK && !waited && is_nonblocking(fd))
+			verdict = pg_policy_decide_pool(&pol.pool[rule], used, true, 0);
+		if (verdict == PG_POOL_ALLOW || verdict == PG_POOL_WARN) {
 			in_use[rule]++;
 			c->rule = rule;
 			break;
 		}
-		if (v == PG_POOL_FAIL) {
+		if (verdict == PG_POOL_FAIL) {
 			denied = 1;
 			break;
 		}
 		if (!waited) {
-			/* Before waiting: a close we could not see frees its
-			 * slot too. Reconciling takes registry locks and calls
-			 * release(), so not under pool_lock. */
 			hold.locked = 0;
-			pthread_mutex_unlock(&pool_lock);
-			pg_track_reconcile();
+			pg_lock_give(PG_LOCK_POOL);
+			reconcile_pool();
 			add(&counters.pool_waits);
-			site = pg_track_capture();
+			site = pg_stack_site(depth);
+			have_site = 1;
 			pool_event(EV_POOL_WAIT, rule, &d, used, site);
-			pthread_mutex_lock(&pool_lock);
+			if (pg_lock_take(PG_LOCK_POOL, PG_LOCK_BOUND_MS) < 0)
+				return 0;
 			hold.locked = 1;
 			waited = 1;
 			start = now;
 			continue;
 		}
-		struct timespec until;
-		int64_t end = start + (int64_t)pol.pool[rule].wait_ms * 1000000;
-		until.tv_sec = end / 1000000000;
-		until.tv_nsec = end % 1000000000;
-		/* A cancellation point, as connect itself is. */
-		pthread_cond_clockwait(&pool_cond, &pool_lock, CLOCK_MONOTONIC, &until);
+		{
+			int64_t left = start + (int64_t)pol.pool[rule].wait_ms * 1000000 - now;
+			int ms = left > 100000000 ? 100 : (int)(left / 1000000) + 1;
+			hold.locked = 0;
+			if (pg_cond_wait(&pool_seq, PG_LOCK_POOL, ms) < 0)
+				return 0;
+			hold.locked = 1;
+			/* A cancellation point, as connect itself is: a pending
+			 * pthread_cancel acts here (the cleanup gives the lock
+			 * back). */
+			pthread_testcancel();
+		}
 	}
 	hold.locked = 0;
-	pthread_mutex_unlock(&pool_lock);
-	if (v == PG_POOL_WARN || denied) {
-		if (!site)
-			site = pg_track_capture();
+	pg_lock_give(PG_LOCK_POOL);
+	if (verdict == PG_POOL_WARN || denied) {
+		if (!have_site)
+			site = pg_stack_site(depth);
 		if (denied)
 			add(&counters.pool_denials);
 		pool_event(denied ? EV_POOL_DENIED : EV_POOL_WARN, rule, &d, used, site);
@@ -497,21 +503,28 @@ int pg_enforce_connect_begin(int fd, const struct sockaddr *uaddr, socklen_t ule
 	return denied ? -EADDRNOTAVAIL : 0;
 }
 
+static struct pg_dest_stats *dest_stats(uint32_t id)
+{
+	return id && id <= PG_MAX_DESTS ? __atomic_load_n(&dest_by_id[id], __ATOMIC_ACQUIRE) : NULL;
+}
+
 void pg_enforce_connect_end(struct pg_enforce_conn *c, int rc, int err)
 {
 	int ok = rc == 0 || err == EINPROGRESS;
+	struct pg_dest_stats *ds = dest_stats(c->dest);
 
-	if (ok && c->dest) {
-		pthread_mutex_lock(&dest_lock);
-		pg_churn_connect(&((struct pg_dest_stats *)c->dest)->churn, pg_now_coarse_ns());
-		pthread_mutex_unlock(&dest_lock);
+	if (c->fd < 0)
+		return;
+	if (ok && ds && pg_lock_take(PG_LOCK_DESTS, PG_LOCK_BOUND_MS) == 0) {
+		pg_churn_connect(&ds->churn, pg_now_coarse_ns());
+		pg_lock_give(PG_LOCK_DESTS);
 	}
 	if (ok &&
-	    pg_registry_set_conn(c->fd, c->rule >= 0 ? (uint32_t)c->rule + 1 : 0, c->dest) == 0)
+	    pg_fdtab_set_policy(c->fd, c->rule >= 0 ? (uint32_t)c->rule + 1 : 0, c->dest) == 0)
 		return;
 	/* Failed, or the socket went meanwhile: give the slot back. */
 	if (c->rule >= 0)
-		release((uint32_t)c->rule + 1, NULL);
+		pg_enforce_release((uint32_t)c->rule + 1, 0);
 }
 
 /* ---- churn ---- */
@@ -525,23 +538,24 @@ static int established(int fd)
 	       ti.tcpi_state == PG_TCP_ESTABLISHED;
 }
 
-static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
+static void active_close(uint32_t dest, uint32_t site)
 {
+	struct pg_dest_stats *ds = dest_stats(dest);
 	int64_t now = pg_now_coarse_ns();
 	double rate;
 	uint32_t peak;
-	struct pg_event *e;
+	struct pg_event_lines e;
 	enum pg_churn_forecast f;
-
 	uint64_t connects, closes;
 
-	pthread_mutex_lock(&dest_lock);
+	if (!ds || pg_lock_take(PG_LOCK_DESTS, PG_LOCK_BOUND_MS) < 0)
+		return;
 	pg_churn_active_close(&ds->churn, now);
 	rate = pg_churn_rate(&ds->churn, now);
 	peak = pg_churn_peak_per_sec(&ds->churn);
 	connects = ds->churn.connects;
 	closes = ds->churn.active_closes;
-	pthread_mutex_unlock(&dest_lock);
+	pg_lock_give(PG_LOCK_DESTS);
 	if (!pg_churn_should_warn(&pol, rate))
 		return;
 	f = pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size);
@@ -550,10 +564,8 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 	 * first crossing must not hide the exhaustion that follows. */
 	if (!first_time(EV_CHURN + 16 * (int)f, &ds->key, site))
 		return;
-	e = event_begin(EV_CHURN, &ds->key);
-	if (!e)
-		return;
-	pg_out_printf(&e->t,
+	event_begin(&e, EV_CHURN, &ds->key);
+	pg_out_printf(&e.t,
 		      "%.0f active closes/s over the last %d s (warn_per_sec=%u, peak %u/s): about "
 		      "%.0f of %u local ports held in TIME_WAIT, forecast %s",
 		      rate, PG_CHURN_WINDOW_S, pol.churn_warn_per_sec, peak,
@@ -564,10 +576,10 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 	if (tw_reuse == 1 ||
 	    (tw_reuse == 2 && ((ds->key.family == AF_INET && ds->key.addr[0] == 127) ||
 			       (ds->key.family == AF_INET6 && ds->key.addr[15] == 1))))
-		pg_out_printf(&e->t,
+		pg_out_printf(&e.t,
 			      " (tcp_tw_reuse=%d may reuse TIME_WAIT ports for this destination)",
 			      tw_reuse);
-	pg_out_printf(&e->j,
+	pg_out_printf(&e.j,
 		      ", \"connects\": %lu, \"active_closes\": %lu, \"rate_per_sec\": %.1f, "
 		      "\"warn_per_sec\": %u, \"peak_per_sec\": %u, \"time_wait_ports\": %.0f, "
 		      "\"range\": %u, \"forecast\": \"%s\", \"tcp_tw_reuse\": %d",
@@ -575,27 +587,28 @@ static void active_close(struct pg_dest_stats *ds, const struct pg_site *site)
 		      peak, rate * PG_CHURN_TIME_WAIT_S,
 		      range_size ? range_size : PG_CHURN_DEFAULT_RANGE, pg_churn_forecast_name(f),
 		      tw_reuse);
-	event_end(e, site);
+	event_end(&e, site);
 }
 
-void pg_enforce_closing(const struct pg_closing *c)
+void pg_enforce_closing(int fd, uint32_t dest, uint32_t site, unsigned flags)
 {
-	if (!c->dest || !c->last || (c->flags & PG_SOCK_ACTIVE_CLOSED) || !established(c->fd))
+	if (!(pg_enforce_what & PG_ENFORCE_CHURN) || (flags & PG_SOCK_ACTIVE_CLOSED) ||
+	    !established(fd))
 		return;
-	active_close(c->dest, c->site);
+	active_close(dest, site);
 }
 
-void pg_enforce_shutdown(int fd, int how)
+void pg_enforce_shutdown_slow(int fd, int how)
 {
-	struct pg_conn conn;
+	struct pg_fdtab_view v;
 
 	if (how != SHUT_WR && how != SHUT_RDWR)
 		return;
-	if (pg_registry_get_conn(fd, &conn) < 0 || !conn.dest ||
-	    (conn.flags & PG_SOCK_ACTIVE_CLOSED) || !established(fd))
+	if (pg_fdtab_get(fd, &v) < 0 || !v.dest || (v.flags & PG_SOCK_ACTIVE_CLOSED) ||
+	    !established(fd))
 		return;
-	pg_registry_set_flags(fd, PG_SOCK_ACTIVE_CLOSED);
-	active_close(conn.dest, conn.site);
+	pg_fdtab_set_flags(fd, PG_SOCK_ACTIVE_CLOSED);
+	active_close(v.dest, v.site);
 }
 
 /* ---- report sections ---- */
@@ -615,36 +628,37 @@ static int cmp_dest(const void *a, const void *b)
 	return x->churn.connects > y->churn.connects ? -1 : x->churn.connects < y->churn.connects;
 }
 
-void pg_enforce_report(void *arg, struct pg_out *o, int json)
+void pg_enforce_report(struct pg_out *o, int json)
 {
-	struct pg_dest_stats **v = NULL, *s, *tmp;
+	struct pg_dest_stats *v[PG_MAX_DESTS];
+	struct pg_churn churn[64];
 	size_t n = 0;
 	int64_t now = pg_now_coarse_ns();
 
-	(void)arg;
-	pthread_mutex_lock(&dest_lock);
-	if (ndests)
-		v = pg_alloc(ndests * sizeof(*v));
-	HASH_ITER(hh, dests, s, tmp)
-	{
-		if (v)
-			v[n++] = s;
-	}
-	if (n)
+	/* A copy under the lock of the busiest 64, written out without it. */
+	if (pg_lock_take(PG_LOCK_DESTS, PG_LOCK_BOUND_MS) == 0) {
+		for (unsigned i = 1; i <= ndests; i++)
+			v[n++] = dest_by_id[i];
 		qsort(v, n, sizeof(*v), cmp_dest);
+		if (n > PG_ARRAY_LEN(churn))
+			n = PG_ARRAY_LEN(churn);
+		for (size_t i = 0; i < n; i++)
+			churn[i] = v[i]->churn;
+		pg_lock_give(PG_LOCK_DESTS);
+	}
 	if (json) {
 		pg_out_puts(o, ", \"destinations\": [");
 		for (size_t i = 0; i < n; i++) {
 			char dest[PG_POLICY_DEST_STRLEN];
-			double rate = pg_churn_rate(&v[i]->churn, now);
+			double rate = pg_churn_rate(&churn[i], now);
 			pg_policy_format_dest(&v[i]->key, dest, sizeof(dest));
 			pg_out_printf(
 			    o,
 			    "%s{\"remote\": \"%s\", \"connects\": %lu, \"active_closes\": %lu, "
 			    "\"peak_per_sec\": %u, \"rate_per_sec\": %.1f, \"forecast\": \"%s\"}",
-			    i ? ", " : "", dest, (unsigned long)v[i]->churn.connects,
-			    (unsigned long)v[i]->churn.active_closes,
-			    pg_churn_peak_per_sec(&v[i]->churn), rate,
+			    i ? ", " : "", dest, (unsigned long)churn[i].connects,
+			    (unsigned long)churn[i].active_closes, pg_churn_peak_per_sec(&churn[i]),
+			    rate,
 			    pg_churn_forecast_name(
 				pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size)));
 		}
@@ -663,49 +677,38 @@ void pg_enforce_report(void *arg, struct pg_out *o, int json)
 			pg_out_json_str(o, pol_error);
 		}
 		pg_out_puts(o, "}");
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			char dest[PG_POLICY_DEST_STRLEN];
-			double rate = pg_churn_rate(&v[i]->churn, now);
-			pg_policy_format_dest(&v[i]->key, dest, sizeof(dest));
-			pg_out_printf(o,
-				      "Churn to %s: %lu connects, %lu active closes, peak %u/s, "
-				      "%.0f/s over the last %d s: forecast %s.\n",
-				      dest, (unsigned long)v[i]->churn.connects,
-				      (unsigned long)v[i]->churn.active_closes,
-				      pg_churn_peak_per_sec(&v[i]->churn), rate, PG_CHURN_WINDOW_S,
-				      pg_churn_forecast_name(pg_churn_forecast(
-					  rate, PG_CHURN_TIME_WAIT_S, range_size)));
-		}
-		if (n)
-			pg_out_puts(o, "\n");
-		if (pol_error[0])
-			pg_out_printf(o, "Policy not applied: %s\n\n", pol_error);
-		else if (pg_enforce_what)
-			pg_out_printf(o,
-				      "Policy: %lu SO_REUSEADDR, %lu SO_REUSEPORT, %lu "
-				      "IP_BIND_ADDRESS_NO_PORT applied; %lu pool wait(s), %lu pool "
-				      "denial(s).\n\n",
-				      get(&counters.reuseaddr), get(&counters.reuseport),
-				      get(&counters.bind_no_port), get(&counters.pool_waits),
-				      get(&counters.pool_denials));
+		return;
 	}
-	pthread_mutex_unlock(&dest_lock);
-	pg_free(v);
+	for (size_t i = 0; i < n; i++) {
+		char dest[PG_POLICY_DEST_STRLEN];
+		double rate = pg_churn_rate(&churn[i], now);
+		pg_policy_format_dest(&v[i]->key, dest, sizeof(dest));
+		pg_out_printf(o,
+			      "Churn to %s: %lu connects, %lu active closes, peak %u/s, "
+			      "%.0f/s over the last %d s: forecast %s.\n",
+			      dest, (unsigned long)churn[i].connects,
+			      (unsigned long)churn[i].active_closes,
+			      pg_churn_peak_per_sec(&churn[i]), rate, PG_CHURN_WINDOW_S,
+			      pg_churn_forecast_name(
+				  pg_churn_forecast(rate, PG_CHURN_TIME_WAIT_S, range_size)));
+	}
+	if (n)
+		pg_out_puts(o, "\n");
+	if (pol_error[0])
+		pg_out_printf(o, "Policy not applied: %s\n\n", pol_error);
+	else if (pg_enforce_what)
+		pg_out_printf(o,
+			      "Policy: %lu SO_REUSEADDR, %lu SO_REUSEPORT, %lu "
+			      "IP_BIND_ADDRESS_NO_PORT applied; %lu pool wait(s), %lu pool "
+			      "denial(s).\n\n",
+			      get(&counters.reuseaddr), get(&counters.reuseport),
+			      get(&counters.bind_no_port), get(&counters.pool_waits),
+			      get(&counters.pool_denials));
 }
 
 void pg_enforce_fork_child(void)
 {
-	struct pg_dest_stats *s, *tmp;
-
-	/* Locks may have been held by other threads of the parent. */
-	pthread_mutex_init(&pool_lock, NULL);
-	pthread_cond_init(&pool_cond, NULL);
-	pthread_mutex_init(&dest_lock, NULL);
-	pthread_mutex_init(&seen_lock, NULL);
 	memset(&counters, 0, sizeof(counters));
-	HASH_ITER(hh, dests, s, tmp)
-	{
-		memset(&s->churn, 0, sizeof(s->churn));
-	}
+	for (unsigned i = 1; i <= ndests; i++)
+		memset(&dest_by_id[i]->churn, 0, sizeof(dest_by_id[i]->churn));
 }

@@ -1,14 +1,15 @@
 /* The reuse policy applied inside the program (SPEC section 5): options set
  * before bind, pool slots around connect, churn counted at active closes.
  * Decisions come from policy/ (pure); this module keeps the state and the
- * counters and says what happened. */
+ * counters and says what happened (events). It calls only down: the
+ * registry, call sites, events. */
 #ifndef PG_ENFORCE_H
 #define PG_ENFORCE_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "shim/config.h"
-#include "shim/registry.h"
 
 struct pg_out;
 
@@ -20,39 +21,54 @@ enum {
 /* What the loaded policy asks for (0: nothing, the fast path). */
 extern unsigned pg_enforce_what;
 
-/* Loads the policy file and shorthands of cfg. Returns 0, or -EINVAL when
- * the file is invalid (nothing applied; the message is kept for the report
- * and returned through *err). */
-int pg_enforce_load(const struct pg_config *cfg, const char **err);
+/* Loads the policy file and shorthands of cfg. An invalid file: one
+ * warning, nothing applied, a policy_error event, and with strict=1 the
+ * program ends with status 2. */
+void pg_enforce_load(const struct pg_config *cfg);
 
-void pg_enforce_bind(int fd, const struct sockaddr *addr, socklen_t len);
+void pg_enforce_bind_slow(int fd, const struct sockaddr *addr, socklen_t len);
+static inline void pg_enforce_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (pg_enforce_what & PG_ENFORCE_BIND)
+		pg_enforce_bind_slow(fd, addr, len);
+}
 
 struct pg_enforce_conn {
 	int fd;
 	int rule; /* pool rule whose slot this connect took, or -1 */
-	void *dest;
+	uint32_t dest; /* churn destination id, 0 none */
 };
 /* Before connect: 0 to go on, -EADDRNOTAVAIL when the pool denies it. */
-int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
-			     struct pg_enforce_conn *c);
+int pg_enforce_connect_slow(int fd, const struct sockaddr *addr, socklen_t len,
+			    struct pg_enforce_conn *c);
+static inline int pg_enforce_connect_begin(int fd, const struct sockaddr *addr, socklen_t len,
+					   struct pg_enforce_conn *c)
+{
+	c->fd = -1;
+	if (!(pg_enforce_what & PG_ENFORCE_CONNECT))
+		return 0;
+	return pg_enforce_connect_slow(fd, addr, len, c);
+}
 void pg_enforce_connect_end(struct pg_enforce_conn *c, int rc, int err);
 
-/* The last handle of a socket is about to close (c from the registry). */
-void pg_enforce_closing(const struct pg_closing *c);
-void pg_enforce_shutdown(int fd, int how);
+/* The last descriptor of a socket with destination dest is about to close
+ * (made at site, flags its registry flags). */
+void pg_enforce_closing(int fd, uint32_t dest, uint32_t site, unsigned flags);
+void pg_enforce_shutdown_slow(int fd, int how);
+static inline void pg_enforce_shutdown(int fd, int how)
+{
+	if (pg_enforce_what & PG_ENFORCE_CHURN)
+		pg_enforce_shutdown_slow(fd, how);
+}
+/* A socket that held a pool slot or a destination went, however it went. */
+void pg_enforce_release(uint32_t pool, uint32_t dest);
 
 /* The "policy" and "destinations" sections of a report. */
-void pg_enforce_report(void *arg, struct pg_out *o, int json);
+void pg_enforce_report(struct pg_out *o, int json);
 /* Policy events so far: a clean exit report to a stream still prints. */
 unsigned long pg_enforce_events(void);
 
-/* fork child: its own counters, its waiters gone. */
+/* fork child: its own counters. */
 void pg_enforce_fork_child(void);
-
-/* Provided by track.c: write one event line where reports go, capture the
- * caller's stack, reconcile the registry with the kernel. */
-void pg_track_emit_event(const char *text, const char *json);
-const struct pg_site *pg_track_capture(void);
-void pg_track_reconcile(void);
 
 #endif

@@ -1,10 +1,14 @@
-/* The exported libc names, and nothing else. Each wrapper: make sure the
- * library is ready, call the real function, tell the registry, give the
- * program back the real return value and errno. */
+/* The exported libc names, and nothing else. Each wrapper: whether to
+ * record (pg_core_on: the library ready, and not itself the caller), the
+ * real call, then the core's hook with the "inside" guard set here, once,
+ * and the real return value and errno given back. The guard is not held
+ * across the real call: a signal handler that runs during it is the
+ * program's, and its sockets are recorded. */
+#include "shim/core.h"
 #include "shim/enforce.h"
 #include "shim/real.h"
 #include "shim/signals.h"
-#include "shim/track.h"
+#include "shim/stack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +19,19 @@
 #include <unistd.h>
 
 #define PG_EXPORT __attribute__((visibility("default")))
+/* The hook, with the guard. */
+/* The wrapper's frame is where stacks start (shim/stack.h): the library's
+ * own frames are never walked. Kept and put back around the hook, so that a
+ * signal handler's wrapper leaves the interrupted one's as it was. */
+#define PG_HOOK(call)                                        \
+	do {                                                 \
+		void *pg_frame_saved_ = pg_stack_frame;      \
+		pg_stack_frame = __builtin_frame_address(0); \
+		pg_inside++;                                 \
+		call;                                        \
+		pg_inside--;                                 \
+		pg_stack_frame = pg_frame_saved_;            \
+	} while (0)
 
 /* Declared by no header (bsd_signal left POSIX; __libc_start_main is glibc's
  * entry from _start). */
@@ -22,72 +39,84 @@ pg_sighandler_t bsd_signal(int sig, pg_sighandler_t h);
 int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv, void (*init)(void),
 		      void (*fini)(void), void (*rtld_fini)(void), void *stack_end);
 
-PG_EXPORT int socket(int domain, int type, int protocol)
+PG_HOT PG_EXPORT int socket(int domain, int type, int protocol)
 {
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int fd = pg_real.socket(domain, type, protocol);
 	int err = errno;
 
-	if (fd >= 0 && on)
-		pg_track_socket(fd, domain, type, protocol);
+	if (fd >= 0) {
+		if (on)
+			PG_HOOK(pg_core_socket(fd, domain, type, protocol));
+		else if (pg_inside)
+			pg_core_missed();
+	}
 	errno = err;
 	return fd;
 }
 
 PG_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int rc = pg_real.socketpair(domain, type, protocol, sv);
 	int err = errno;
 
-	if (rc == 0 && on)
-		pg_track_socketpair(sv, domain, type, protocol);
+	if (rc == 0) {
+		if (on)
+			PG_HOOK(pg_core_socketpair(sv, domain, type, protocol));
+		else if (pg_inside)
+			pg_core_missed(), pg_core_missed();
+	}
 	errno = err;
 	return rc;
 }
 
-PG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+static int pg_accepted(int on, int nfd)
 {
-	int on = pg_track_active();
-	int nfd = pg_real.accept(fd, addr, len);
 	int err = errno;
 
-	if (nfd >= 0 && on)
-		pg_track_accept(nfd);
+	if (nfd >= 0) {
+		if (on)
+			PG_HOOK(pg_core_accept(nfd));
+		else if (pg_inside)
+			pg_core_missed();
+	}
 	errno = err;
 	return nfd;
 }
 
+PG_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int on = pg_core_on();
+
+	return pg_accepted(on, pg_real.accept(fd, addr, len));
+}
+
 PG_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	int on = pg_track_active();
-	int nfd = pg_real.accept4(fd, addr, len, flags);
-	int err = errno;
+	int on = pg_core_on();
 
-	if (nfd >= 0 && on)
-		pg_track_accept(nfd);
-	errno = err;
-	return nfd;
+	return pg_accepted(on, pg_real.accept4(fd, addr, len, flags));
 }
 
 PG_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int err = errno;
 
-	if (pg_track_active())
-		pg_track_bind(fd, addr, len);
+	if (pg_core_on() && pg_enforce_what)
+		PG_HOOK(pg_core_bind(fd, addr, len));
 	errno = err;
 	return pg_real.bind(fd, addr, len);
 }
 
 PG_EXPORT int listen(int fd, int backlog)
 {
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int rc = pg_real.listen(fd, backlog);
 	int err = errno;
 
 	if (rc == 0 && on)
-		pg_track_listen(fd);
+		PG_HOOK(pg_core_listen(fd));
 	errno = err;
 	return rc;
 }
@@ -103,17 +132,21 @@ struct pg_connect_guard {
 static void pg_connect_unwound(struct pg_connect_guard *g)
 {
 	if (PG_UNLIKELY(g->pending))
-		pg_track_connect_cancelled(&g->c);
+		PG_HOOK(pg_core_connect_cancelled(&g->c));
 }
 
 PG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct pg_connect_guard g __attribute__((cleanup(pg_connect_unwound)));
-	int on = pg_track_active(), err = errno, rc;
+	int on = pg_core_on() && pg_enforce_what, err = errno, rc = 0;
 
 	g.pending = 0;
 	if (on) {
-		rc = pg_track_connect_begin(fd, addr, len, &g.c);
+		{
+			/* A pool wait is a cancellation point, as connect is. */
+			PG_INSIDE_SCOPE;
+			rc = pg_core_connect_begin(fd, addr, len, &g.c);
+		}
 		if (rc < 0) {
 			/* The pool policy says no: what real exhaustion looks like. */
 			errno = -rc;
@@ -126,7 +159,7 @@ PG_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	err = errno;
 	if (on) {
 		g.pending = 0;
-		pg_track_connect_end(&g.c, rc, err);
+		PG_HOOK(pg_core_connect_end(&g.c, rc, err));
 	}
 	errno = err;
 	return rc;
@@ -136,32 +169,32 @@ PG_EXPORT int shutdown(int fd, int how)
 {
 	int err = errno;
 
-	if (pg_track_active())
-		pg_track_shutdown(fd, how);
+	if (pg_core_on() && pg_enforce_what)
+		PG_HOOK(pg_core_shutdown(fd, how));
 	errno = err;
 	return pg_real.shutdown(fd, how);
 }
 
 struct pg_close_guard {
-	struct pg_close_op op;
+	struct pg_core_close op;
 	int pending;
 };
 
 static void pg_close_unwound(struct pg_close_guard *g)
 {
 	if (PG_UNLIKELY(g->pending))
-		pg_track_close_cancelled(&g->op);
+		PG_HOOK(pg_core_close_cancelled(&g->op));
 }
 
-PG_EXPORT int close(int fd)
+PG_HOT PG_EXPORT int close(int fd)
 {
 	struct pg_close_guard g __attribute__((cleanup(pg_close_unwound)));
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int rc, err;
 
 	g.pending = 0;
 	if (on) {
-		pg_track_close_begin(fd, &g.op);
+		PG_HOOK(pg_core_close_begin(fd, &g.op));
 		g.pending = 1;
 	}
 	rc = pg_real.close(fd);
@@ -170,7 +203,7 @@ PG_EXPORT int close(int fd)
 	 * only EBADF means there was none. */
 	if (on) {
 		g.pending = 0;
-		pg_track_close_end(&g.op, rc < 0 && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+		PG_HOOK(pg_core_close_end(&g.op, rc < 0 && err == EBADF ? PG_WAS_GONE : PG_CLOSED));
 	}
 	errno = err;
 	return rc;
@@ -178,12 +211,12 @@ PG_EXPORT int close(int fd)
 
 PG_EXPORT int dup(int oldfd)
 {
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int fd = pg_real.dup(oldfd);
 	int err = errno;
 
 	if (fd >= 0 && on)
-		pg_track_dup(oldfd, fd);
+		PG_HOOK(pg_core_dup(oldfd, fd, PG_VIA_DUP));
 	errno = err;
 	return fd;
 }
@@ -191,18 +224,18 @@ PG_EXPORT int dup(int oldfd)
 /* dup2/dup3 onto an open descriptor close it first, inside the kernel. */
 static int pg_dup23(int oldfd, int newfd, int flags, int three)
 {
-	struct pg_close_op op;
-	int on = pg_track_active() && oldfd != newfd;
+	struct pg_core_close op;
+	int on = pg_core_on() && oldfd != newfd;
 	int rc, err;
 
 	if (on)
-		pg_track_close_begin(newfd, &op);
+		PG_HOOK(pg_core_close_begin(newfd, &op));
 	rc = three ? pg_real.dup3(oldfd, newfd, flags) : pg_real.dup2(oldfd, newfd);
 	err = errno;
 	if (on) {
-		pg_track_close_end(&op, rc < 0 ? PG_NOT_CLOSED : PG_CLOSED);
+		PG_HOOK(pg_core_close_end(&op, rc < 0 ? PG_NOT_CLOSED : PG_CLOSED));
 		if (rc >= 0)
-			pg_track_dup(oldfd, rc);
+			PG_HOOK(pg_core_dup(oldfd, rc, three ? PG_VIA_DUP3 : PG_VIA_DUP2));
 	}
 	errno = err;
 	return rc;
@@ -222,12 +255,12 @@ PG_EXPORT int dup3(int oldfd, int newfd, int flags)
  * keeps every bit of either (x86-64 and the other LP64 ABIs). */
 static int pg_fcntl(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
-	int on = pg_track_active();
+	int on = pg_core_on();
 	int rc = real(fd, cmd, arg);
 	int err = errno;
 
 	if (rc >= 0 && on && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-		pg_track_dup(fd, rc);
+		PG_HOOK(pg_core_dup(fd, rc, PG_VIA_FCNTL));
 	errno = err;
 	return rc;
 }
@@ -258,33 +291,33 @@ PG_EXPORT int fcntl64(int fd, int cmd, ...)
 
 PG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-	struct pg_range_op r = { 0 };
+	struct pg_core_range r;
 	/* CLOSE_RANGE_CLOEXEC only marks descriptors; it closes none. */
-	int on = pg_track_active() && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last;
+	int on = pg_core_on() && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last;
 	int rc, err;
 
 	if (on)
-		pg_track_range_begin(first, last, &r);
+		PG_HOOK(pg_core_range_begin(first, last, &r));
 	rc = pg_real.close_range(first, last, flags);
 	err = errno;
 	if (on)
-		pg_track_range_end(&r, rc == 0);
+		PG_HOOK(pg_core_range_end(&r, rc == 0));
 	errno = err;
 	return rc;
 }
 
 PG_EXPORT void closefrom(int lowfd)
 {
-	struct pg_range_op r = { 0 };
-	int on = pg_track_active() && lowfd >= 0;
+	struct pg_core_range r;
+	int on = pg_core_on() && lowfd >= 0;
 	int err;
 
 	if (on)
-		pg_track_range_begin((unsigned)lowfd, INT_MAX, &r);
+		PG_HOOK(pg_core_range_begin((unsigned)lowfd, INT_MAX, &r));
 	pg_real.closefrom(lowfd);
 	err = errno;
 	if (on)
-		pg_track_range_end(&r, 1);
+		PG_HOOK(pg_core_range_end(&r, 1));
 	errno = err;
 }
 
@@ -292,13 +325,13 @@ PG_EXPORT void closefrom(int lowfd)
 PG_EXPORT int fclose(FILE *fp)
 {
 	struct pg_close_guard g __attribute__((cleanup(pg_close_unwound)));
-	int on = pg_track_active() && fp;
+	int on = pg_core_on() && fp;
 	int fd = on ? fileno(fp) : -1;
 	int rc, err;
 
 	g.pending = 0;
 	if (fd >= 0) {
-		pg_track_close_begin(fd, &g.op);
+		PG_HOOK(pg_core_close_begin(fd, &g.op));
 		g.pending = 1;
 	}
 	/* Flushing the stream's buffer may be cancelled, before any close. */
@@ -306,7 +339,8 @@ PG_EXPORT int fclose(FILE *fp)
 	err = errno;
 	if (fd >= 0) {
 		g.pending = 0;
-		pg_track_close_end(&g.op, rc == EOF && err == EBADF ? PG_WAS_GONE : PG_CLOSED);
+		PG_HOOK(
+		    pg_core_close_end(&g.op, rc == EOF && err == EBADF ? PG_WAS_GONE : PG_CLOSED));
 	}
 	errno = err;
 	return rc;
@@ -318,7 +352,7 @@ PG_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 {
 	int rc;
 
-	pg_track_active();
+	pg_core_on();
 	if (!pg_inside) {
 		rc = pg_signals_sigaction(sig, act, old, pg_vfork_child);
 		if (rc != 1)
@@ -332,7 +366,7 @@ static pg_sighandler_t pg_signal_common(int sig, pg_sighandler_t h,
 {
 	pg_sighandler_t prev;
 
-	pg_track_active();
+	pg_core_on();
 	if (!pg_inside && pg_signals_signal(sig, h, real, &prev, pg_vfork_child) == 0)
 		return prev;
 	return real(sig, h);
@@ -361,10 +395,18 @@ PG_EXPORT pg_sighandler_t sigset(int sig, pg_sighandler_t h)
 	pg_sighandler_t prev;
 
 	pg_real_bind();
-	pg_track_active();
+	pg_core_on();
 	if (!pg_inside && pg_signals_sigset(sig, h, &prev, pg_vfork_child) == 0)
 		return prev;
 	return pg_real.sigset(sig, h);
+}
+
+/* vfork's error path (errno from the asm stub below). */
+int pg_vfork_fail(int err);
+__attribute__((used, externally_visible)) int pg_vfork_fail(int err)
+{
+	errno = err;
+	return -1;
 }
 
 #if defined(__x86_64__)
@@ -403,7 +445,7 @@ __asm__(".text\n"
 PG_EXPORT void exit(int status)
 {
 	pg_real_bind();
-	pg_track_exit_status(status);
+	pg_core_exit_status(status);
 	pg_real.exit(status);
 }
 
@@ -413,7 +455,7 @@ static int pg_main(int argc, char **argv, char **envp)
 {
 	int rc = pg_main_real(argc, argv, envp);
 
-	pg_track_exit_status(rc);
+	pg_core_exit_status(rc);
 	return rc;
 }
 

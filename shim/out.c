@@ -1,6 +1,7 @@
 #include "shim/out.h"
 
 #include "shim/common.h"
+#include "shim/progfd.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -14,6 +15,23 @@ void pg_out_init(struct pg_out *o, int fd)
 	o->fd = fd;
 	o->error = 0;
 	o->len = 0;
+	o->buf = o->own;
+	o->cap = sizeof(o->own);
+}
+
+void pg_out_init_buf(struct pg_out *o, char *buf, size_t size)
+{
+	o->fd = -1;
+	o->error = 0;
+	o->len = 0;
+	o->buf = buf;
+	o->cap = size;
+}
+
+void pg_out_end_buf(struct pg_out *o)
+{
+	if (o->cap)
+		o->buf[o->len < o->cap ? o->len : o->cap - 1] = 0;
 }
 
 int pg_out_flush(struct pg_out *o)
@@ -27,8 +45,11 @@ int pg_out_flush(struct pg_out *o)
 void pg_out_write(struct pg_out *o, const char *s, size_t n)
 {
 	while (n > 0) {
-		size_t room = sizeof(o->buf) - o->len;
-		if (room == 0) {
+		/* A caller's buffer keeps room for the final NUL. */
+		size_t room = o->cap - o->len - (o->fd < 0 && o->buf != o->own ? 1 : 0);
+		if (o->len + 1 > o->cap || room == 0) {
+			if (o->fd < 0)
+				return; /* cut */
 			pg_out_flush(o);
 			continue;
 		}
@@ -133,13 +154,13 @@ void pg_warn_pin_stderr(void)
 	}
 }
 
-static int stderr_is_ours(void)
+static int stderr_is_ours(int fd)
 {
 	struct stat st;
 
 	if (!pinned)
 		return 1; /* before init: it is what the program started with */
-	return pinned > 0 && fstat(2, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino;
+	return pinned > 0 && fstat(fd, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino;
 }
 
 void pg_warn(const char *fmt, ...)
@@ -147,7 +168,7 @@ void pg_warn(const char *fmt, ...)
 	int saved = errno;
 	char line[1024];
 	va_list ap;
-	int n;
+	int n, fd;
 
 	memcpy(line, "portguard: ", 11);
 	va_start(ap, fmt);
@@ -158,7 +179,12 @@ void pg_warn(const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 12)
 		n = (int)(sizeof(line) - 12);
 	line[11 + n] = '\n';
-	if (stderr_is_ours())
-		pg_write_all(2, line, 11 + (size_t)n + 1);
+	/* The library's thread reaches the program's stderr through a copy
+	 * (shim/progfd.h): its own fd 2 is something else. */
+	fd = pg_library_thread ? pg_progfd_get(2) : 2;
+	if (fd >= 0 && stderr_is_ours(fd))
+		pg_write_all(fd, line, 11 + (size_t)n + 1);
+	if (pg_library_thread)
+		pg_progfd_put(fd);
 	errno = saved;
 }

@@ -8,11 +8,16 @@
 struct pg_out {
 	int fd;
 	int error; /* first write error, -errno */
-	size_t len;
-	char buf[16384];
+	size_t len, cap;
+	char *buf; /* own, or the caller's (pg_out_init_buf) */
+	char own[16384];
 };
 
 void pg_out_init(struct pg_out *o, int fd);
+/* Into buf (size bytes, no descriptor): what does not fit is cut;
+ * pg_out_end_buf ends the string. */
+void pg_out_init_buf(struct pg_out *o, char *buf, size_t size);
+void pg_out_end_buf(struct pg_out *o);
 void pg_out_write(struct pg_out *o, const char *s, size_t n);
 void pg_out_puts(struct pg_out *o, const char *s);
 void pg_out_printf(struct pg_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

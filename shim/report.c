@@ -1,13 +1,20 @@
-/* The report. Order of work: snapshot the registry (under its locks, briefly),
- * reconcile with the kernel (descriptors gone or now naming another inode are
- * dropped as closed_unseen), list sockets nobody told us about (untracked),
- * classify, group by call site, write. Nothing here holds a registry lock
- * while it makes a syscall. */
+/* The report. Order of work: a cut of the registry (the freeze: every
+ * descriptor and every count at one moment), reconciliation with the kernel
+ * (a descriptor gone, or naming another socket now, is dropped and counted
+ * closed_unseen: both the list and the counts change, so they still add
+ * up), the sockets nobody told us about (untracked), classification,
+ * grouping by call site, writing. No lock is held while the kernel is
+ * asked anything, and nothing is taken from malloc but the symbolizer's
+ * (which may fail: frames then show module+offset). */
 #include "shim/report.h"
 
+#include "shim/arena.h"
 #include "shim/common.h"
+#include "shim/enforce.h"
+#include "shim/fdtab.h"
 #include "shim/out.h"
-#include "shim/registry.h"
+#include "shim/progfd.h"
+#include "shim/sites.h"
 #include "shim/sockinfo.h"
 #include "shim/suppress.h"
 #include "shim/symbolize.h"
@@ -18,6 +25,9 @@
 #include <sys/socket.h>
 
 #define PG_TEXT_SOCKETS_PER_SITE 20
+/* The group of sockets without a creation stack (inherited at load,
+ * untracked); site id 0 is "stack_depth=0". */
+#define PG_NO_STACK UINT32_MAX
 
 enum pg_class {
 	PG_LEAKED,
@@ -39,15 +49,18 @@ static const char *const class_names[] = {
 
 struct rsock {
 	uint64_t inode;
-	const struct pg_site *site; /* NULL: no stack (inherited at load, untracked) */
+	uint32_t group; /* site id, or PG_NO_STACK */
 	int64_t created_ns; /* 0: unknown */
 	unsigned flags;
 	int fd, nfds;
 	int domain, type, protocol;
 	int cls;
+	/* Its descriptors: snap[first_desc ... first_desc + ndesc - 1]. */
+	size_t first_desc, ndesc;
 };
 
 struct rsite {
+	uint32_t group;
 	const struct pg_site *site;
 	size_t first, n; /* range in the sorted socket array */
 	uint64_t leaked;
@@ -57,27 +70,55 @@ struct ctx {
 	const struct pg_report_opts *o;
 	struct pg_out out;
 	struct pg_symbolizer *sym;
+	char *mem, *mem_end;
+	struct pg_snap *snap;
+	size_t nsnap;
 	struct rsock *socks;
-	size_t nsocks;
+	size_t nsocks, cap_socks;
 	struct rsite *sites;
 	size_t nsites;
-	struct pg_totals t;
-	uint64_t untracked, leaked, suppressed, class_count[6];
-	uint64_t sites_leaking;
+	struct pg_cut cut;
+	uint64_t dropped_sockets, untracked, leaked, suppressed, class_count[6];
+	uint64_t sites_leaking, open;
 };
 
-static int cmp_snap_inode(const void *a, const void *b)
-{
-	const struct pg_snap *x = a, *y = b;
+#define PG_REPORT_FIXED ((size_t)128 << 10)
+#define PG_REPORT_PER \
+	(sizeof(struct pg_snap) + 2 * sizeof(struct rsock) + sizeof(struct rsite) + 2 * sizeof(int))
 
-	if (x->inode != y->inode)
-		return x->inode < y->inode ? -1 : 1;
-	return x->fd - y->fd;
+size_t pg_report_mem_for(size_t n)
+{
+	return PG_REPORT_FIXED + sizeof(struct ctx) + (n + 256) * PG_REPORT_PER;
+}
+
+static void *carve(struct ctx *c, size_t size)
+{
+	char *p = c->mem;
+
+	size = (size + 15) & ~(size_t)15;
+	if ((size_t)(c->mem_end - p) < size)
+		return NULL;
+	c->mem += size;
+	return p;
 }
 
 static int cmp_int(const void *a, const void *b)
 {
 	return *(const int *)a - *(const int *)b;
+}
+
+/* Descriptors of one socket together, the socket's first descriptor first. */
+static int cmp_snap_sock(const void *a, const void *b)
+{
+	const struct pg_snap *x = a, *y = b;
+
+	if (x->sock != y->sock)
+		return (uintptr_t)x->sock < (uintptr_t)y->sock ? -1 : 1;
+	if (x->desc_site == 0 && y->desc_site != 0 && x->via < PG_VIA_DUP)
+		return -1;
+	if (y->desc_site == 0 && x->desc_site != 0 && y->via < PG_VIA_DUP)
+		return 1;
+	return x->fd - y->fd;
 }
 
 static int cmp_rsock_inode(const void *a, const void *b)
@@ -87,14 +128,13 @@ static int cmp_rsock_inode(const void *a, const void *b)
 	return x->inode < y->inode ? -1 : x->inode > y->inode;
 }
 
-/* Sockets of one site together; the stackless ones (site NULL) last. */
-static int cmp_rsock_site(const void *a, const void *b)
+/* Sockets of one group together, the stackless ones last. */
+static int cmp_rsock_group(const void *a, const void *b)
 {
 	const struct rsock *x = a, *y = b;
-	uint32_t ix = x->site ? x->site->id : UINT32_MAX, iy = y->site ? y->site->id : UINT32_MAX;
 
-	if (ix != iy)
-		return ix < iy ? -1 : 1;
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
 	return x->fd - y->fd;
 }
 
@@ -106,145 +146,177 @@ static int cmp_rsite(const void *a, const void *b)
 		return x->leaked > y->leaked ? -1 : 1;
 	if (x->n != y->n)
 		return x->n > y->n ? -1 : 1;
-	if (!x->site || !y->site)
-		return !x->site - !y->site;
-	return x->site->id < y->site->id ? -1 : 1;
+	return x->group < y->group ? -1 : x->group > y->group;
+}
+
+/* The kernel's view of a descriptor of the cut: 1 if it stands (inode
+ * learnt), 0 when it was dropped (gone, or another socket now). */
+static int reconcile(struct ctx *c, struct pg_snap *s)
+{
+	uint64_t ino = pg_progfd_inode(s->fd);
+	int gone = 0, stale = !ino || (s->inode && s->inode != ino);
+
+	if (!stale && !s->inode && (s->domain >= 0 || s->type >= 0)) {
+		/* Recorded without its inode: a socket of another family or type
+		 * on the number was made behind our back. */
+		int here = pg_progfd_get(s->fd), v;
+		socklen_t l = sizeof(v);
+		if (here >= 0) {
+			if (s->domain >= 0 &&
+			    (getsockopt(here, SOL_SOCKET, SO_DOMAIN, &v, &l) || v != s->domain))
+				stale = 1;
+			l = sizeof(v);
+			if (!stale && s->type >= 0 &&
+			    (getsockopt(here, SOL_SOCKET, SO_TYPE, &v, &l) || v != s->type))
+				stale = 1;
+			pg_progfd_put(here);
+		}
+	}
+	if (!stale) {
+		if (!s->inode) {
+			pg_fdtab_learn_inode(s, ino);
+			s->inode = ino;
+		}
+		return 1;
+	}
+	/* Gone since the cut by a close we saw (still open at the cut: kept),
+	 * or closed behind our back (dropped, counted). */
+	if (pg_fdtab_drop(s, &gone, NULL)) {
+		if (gone)
+			c->dropped_sockets++;
+		return 0;
+	}
+	return 1;
 }
 
 struct untracked_scan {
 	struct ctx *c;
-	const int *live_fds;
-	size_t nlive;
-	struct rsock *extra; /* untracked sockets found */
-	size_t nextra, cap;
+	const int *known;
+	size_t nknown;
+	size_t first_extra;
 };
 
-/* A live handle we know: no need to look at it again. */
-static int known_fd(int fd, void *arg)
-{
-	const struct untracked_scan *u = arg;
-
-	return bsearch(&fd, u->live_fds, u->nlive, sizeof(int), cmp_int) != NULL;
-}
-
-static void on_scanned_fd(int fd, uint64_t inode, void *arg)
+static void on_scanned(int fd, uint64_t inode, void *arg)
 {
 	struct untracked_scan *u = arg;
+	struct ctx *c = u->c;
 	struct rsock key = { .inode = inode }, *hit;
 
-	/* Another handle of a socket we know (made where we could not see,
-	 * e.g. received over SCM_RIGHTS from ourselves). */
-	hit = bsearch(&key, u->c->socks, u->c->nsocks, sizeof(*hit), cmp_rsock_inode);
+	if (bsearch(&fd, u->known, u->nknown, sizeof(int), cmp_int))
+		return;
+	/* Another descriptor of a socket we know (made where we could not
+	 * see, e.g. received over SCM_RIGHTS from ourselves). */
+	hit = bsearch(&key, c->socks, u->first_extra, sizeof(*hit), cmp_rsock_inode);
 	if (hit) {
 		hit->nfds++;
 		return;
 	}
-	for (size_t i = 0; i < u->nextra; i++) {
-		if (u->extra[i].inode == inode) {
-			u->extra[i].nfds++;
+	for (size_t i = u->first_extra; i < c->nsocks; i++) {
+		if (c->socks[i].inode == inode) {
+			c->socks[i].nfds++;
 			return;
 		}
 	}
-	if (u->nextra == u->cap) {
-		size_t ncap = u->cap ? u->cap * 2 : 16;
-		struct rsock *n = pg_realloc(u->extra, ncap * sizeof(*n));
-		if (!n)
-			return;
-		u->extra = n;
-		u->cap = ncap;
-	}
-	memset(&u->extra[u->nextra], 0, sizeof(u->extra[0]));
-	u->extra[u->nextra].inode = inode;
-	u->extra[u->nextra].fd = fd;
-	u->extra[u->nextra].nfds = 1;
-	u->extra[u->nextra].domain = -1;
-	u->nextra++;
+	/* Recorded since the cut: neither counted nor listed here. */
+	if (pg_fdtab_tracked(fd) || c->nsocks == c->cap_socks)
+		return;
+	c->socks[c->nsocks++] = (struct rsock){ .inode = inode,
+						.group = PG_NO_STACK,
+						.fd = fd,
+						.nfds = 1,
+						.domain = -1,
+						.type = -1,
+						.protocol = -1,
+						.cls = PG_UNTRACKED };
+	c->untracked++;
 }
 
-/* Snapshot, reconcile, add untracked: fills c->socks. */
 static int gather(struct ctx *c)
 {
 	const struct pg_report_opts *o = c->o;
-	struct pg_snap *snap;
-	size_t n, live = 0;
-	int rc;
+	size_t cap = (size_t)(c->mem_end - c->mem) / PG_REPORT_PER, live = 0, distinct_listed = 0;
+	/* Which table to read, and its size: before the cut, for reconciling. */
+	int size = o->kernel ? pg_progfd_begin() : 0;
+	int *known;
 
-	rc = pg_registry_snapshot(&snap, &n);
-	if (rc < 0)
-		return rc;
-	if (o->kernel) {
-		for (size_t i = 0; i < n; i++) {
-			if (!pg_registry_reconcile(
-				&snap[i], pg_sockinfo_identity(snap[i].fd, snap[i].inode,
-							       snap[i].domain, snap[i].type)))
-				continue;
-			snap[live++] = snap[i];
-		}
-		n = live;
-	}
-	qsort(snap, n, sizeof(*snap), cmp_snap_inode);
-	c->socks = pg_calloc(n ? n : 1, sizeof(*c->socks));
-	if (!c->socks) {
-		pg_free(snap);
+	c->snap = carve(c, cap * sizeof(*c->snap));
+	known = carve(c, cap * sizeof(int));
+	if (!c->snap || !known)
 		return -ENOMEM;
+	pg_fdtab_cut(c->snap, cap, &c->cut);
+	c->nsnap = c->cut.listed;
+	if (o->kernel) {
+		for (size_t i = 0; i < c->nsnap; i++)
+			if (reconcile(c, &c->snap[i]))
+				c->snap[live++] = c->snap[i];
+		c->nsnap = live;
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* The cut lists descriptors in order: the known numbers, sorted (a
+	 * dropped one may hold a socket made behind our back: not known). */
+	for (size_t i = 0; i < c->nsnap; i++)
+		known[i] = c->snap[i].fd;
+	qsort(c->snap, c->nsnap, sizeof(*c->snap), cmp_snap_sock);
+	c->cap_socks = cap * 2;
+	c->socks = carve(c, c->cap_socks * sizeof(*c->socks));
+	if (!c->socks)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nsnap; i++) {
+		const struct pg_snap *s = &c->snap[i];
 		struct rsock *r;
-		if (c->nsocks && c->socks[c->nsocks - 1].inode == snap[i].inode && snap[i].inode) {
+		if (c->nsocks && c->socks[c->nsocks - 1].first_desc < i &&
+		    c->snap[c->socks[c->nsocks - 1].first_desc].sock == s->sock) {
 			c->socks[c->nsocks - 1].nfds++;
+			c->socks[c->nsocks - 1].ndesc++;
 			continue;
 		}
 		r = &c->socks[c->nsocks++];
-		r->inode = snap[i].inode;
-		r->site = snap[i].site;
-		r->created_ns = snap[i].created_ns;
-		r->flags = snap[i].flags;
-		r->fd = snap[i].fd;
-		r->nfds = 1;
-		r->domain = snap[i].domain;
-		r->type = snap[i].type;
-		r->protocol = snap[i].protocol;
+		*r = (struct rsock){ .inode = s->inode,
+				     .group = s->site,
+				     .created_ns = s->created_ns,
+				     .flags = s->flags,
+				     .fd = s->fd,
+				     .nfds = 1,
+				     .domain = s->domain,
+				     .type = s->type,
+				     .protocol = s->protocol,
+				     .first_desc = i,
+				     .ndesc = 1 };
+		/* Inherited at load: no creation stack at all. */
+		if (!s->site && s->via == PG_VIA_INHERITED)
+			r->group = PG_NO_STACK;
 	}
+	distinct_listed = c->nsocks;
 	if (o->kernel) {
-		struct untracked_scan u = { .c = c };
-		int *fds = pg_alloc((n ? n : 1) * sizeof(int));
-		if (fds) {
-			for (size_t i = 0; i < n; i++)
-				fds[i] = snap[i].fd;
-			qsort(fds, n, sizeof(int), cmp_int);
-			u.live_fds = fds;
-			u.nlive = n;
-			pg_sockinfo_scan(on_scanned_fd, known_fd, &u, o->close_fn);
-			pg_free(fds);
+		struct untracked_scan u = { c, known, c->nsnap, c->nsocks };
+		qsort(c->socks, c->nsocks, sizeof(*c->socks), cmp_rsock_inode);
+		for (int fd = 0; fd < size; fd++) {
+			uint64_t ino = pg_progfd_inode(fd);
+			if (ino)
+				on_scanned(fd, ino, &u);
 		}
-		if (u.nextra) {
-			struct rsock *all =
-			    pg_realloc(c->socks, (c->nsocks + u.nextra) * sizeof(*all));
-			if (all) {
-				c->socks = all;
-				for (size_t i = 0; i < u.nextra; i++) {
-					u.extra[i].cls = PG_UNTRACKED;
-					c->socks[c->nsocks++] = u.extra[i];
-				}
-				c->untracked = u.nextra;
-			}
-		}
-		pg_free(u.extra);
 	}
-	pg_free(snap);
+	/* Sockets of the cut that did not fit (the memory set aside was too
+	 * small) are open all the same. */
+	c->open = c->nsocks + (c->cut.sockets > distinct_listed + c->dropped_sockets
+				   ? c->cut.sockets - distinct_listed - c->dropped_sockets
+				   : 0);
+	(void)distinct_listed;
 	return 0;
 }
 
 static int is_listening(const struct ctx *c, const struct rsock *r)
 {
-	int v = 0;
+	int v = 0, here;
 	socklen_t l = sizeof(v);
 
 	if (r->flags & PG_SOCK_LISTENING)
 		return 1;
-	if (c->o->kernel && !getsockopt(r->fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l))
-		return v != 0;
-	return 0;
+	if (!c->o->kernel || (here = pg_progfd_get(r->fd)) < 0)
+		return 0;
+	if (getsockopt(here, SOL_SOCKET, SO_ACCEPTCONN, &v, &l))
+		v = 0;
+	pg_progfd_put(here);
+	return v != 0;
 }
 
 static void classify(struct ctx *c)
@@ -328,16 +400,17 @@ static void text_suppressions(struct ctx *c)
 
 static int group(struct ctx *c)
 {
-	qsort(c->socks, c->nsocks, sizeof(*c->socks), cmp_rsock_site);
-	c->sites = pg_calloc(c->nsocks ? c->nsocks : 1, sizeof(*c->sites));
+	qsort(c->socks, c->nsocks, sizeof(*c->socks), cmp_rsock_group);
+	c->sites = carve(c, (c->nsocks ? c->nsocks : 1) * sizeof(*c->sites));
 	if (!c->sites)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->nsocks; i++) {
 		struct rsock *r = &c->socks[i];
 		struct rsite *s = c->nsites ? &c->sites[c->nsites - 1] : NULL;
-		if (!s || s->site != r->site) {
+		if (!s || s->group != r->group) {
 			s = &c->sites[c->nsites++];
-			s->site = r->site;
+			s->group = r->group;
+			s->site = r->group == PG_NO_STACK ? NULL : pg_sites_get(r->group);
 			s->first = i;
 		}
 		s->n++;
@@ -358,17 +431,16 @@ static int group(struct ctx *c)
 
 static void query(const struct ctx *c, const struct rsock *r, struct pg_sockinfo *si)
 {
-	if (c->o->kernel) {
-		si->domain = r->domain;
-		si->type = r->type;
-		si->protocol = r->protocol;
-		pg_sockinfo_query(r->fd, si);
-	} else {
-		memset(si, 0, sizeof(*si));
-		si->domain = r->domain;
-		si->type = r->type;
-		si->protocol = r->protocol;
-	}
+	int here;
+
+	memset(si, 0, sizeof(*si));
+	si->domain = r->domain;
+	si->type = r->type;
+	si->protocol = r->protocol;
+	if (!c->o->kernel || (here = pg_progfd_get(r->fd)) < 0)
+		return;
+	pg_sockinfo_query(here, si);
+	pg_progfd_put(here);
 }
 
 static long age_ms(const struct ctx *c, const struct rsock *r)
@@ -383,13 +455,15 @@ static int known_module(const struct pg_sym *sy)
 	return sy->module && strcmp(sy->module, "?") != 0;
 }
 
-static void text_frames(struct ctx *c, const struct pg_site *s, const char *indent)
+static void text_frames(struct ctx *c, uint32_t id, const char *indent)
 {
+	const struct pg_site *s = id == PG_NO_STACK ? NULL : pg_sites_get(id);
 	struct pg_sym sy[8];
 	int k = 0;
 
 	if (!s || s->depth == 0) {
-		pg_out_printf(&c->out, "%s<no stack%s>\n", indent, s ? ": stack_depth=0" : "");
+		pg_out_printf(&c->out, "%s<no stack%s>\n", indent,
+			      id == 0 && c->o->cfg->stack_depth == 0 ? ": stack_depth=0" : "");
 		return;
 	}
 	for (uint32_t i = 0; i < s->depth; i++) {
@@ -446,6 +520,11 @@ static void text_socket(struct ctx *c, const struct rsock *r)
 	pg_out_puts(&c->out, "\n");
 }
 
+static uint64_t site_created(const struct rsite *s)
+{
+	return s->site ? __atomic_load_n(&s->site->created, __ATOMIC_RELAXED) : 0;
+}
+
 static void text_site(struct ctx *c, const struct rsite *s)
 {
 	size_t shown = 0;
@@ -455,12 +534,12 @@ static void text_site(struct ctx *c, const struct rsite *s)
 			      s->n);
 	else
 		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (", s->n);
-	if (s->site)
+	if (s->group != PG_NO_STACK)
 		pg_out_printf(&c->out, "%s%lu created here) from:\n", s->leaked ? ", " : "",
-			      (unsigned long)__atomic_load_n(&s->site->created, __ATOMIC_RELAXED));
+			      (unsigned long)site_created(s));
 	else
 		pg_out_printf(&c->out, "%sno creation stack):\n", s->leaked ? ", " : "");
-	text_frames(c, s->site, "    ");
+	text_frames(c, s->group, "    ");
 	for (size_t i = s->first; i < s->first + s->n; i++) {
 		const struct rsock *r = &c->socks[i];
 		/* Leaked ones first: the reader came for them. */
@@ -482,46 +561,55 @@ static void text_site(struct ctx *c, const struct rsite *s)
 	pg_out_puts(&c->out, "\n");
 }
 
+static const char *reason_name(enum pg_reason r)
+{
+	return r == PG_REASON_EXIT ? "exit" : r == PG_REASON_DUMP ? "dump" : "signal";
+}
+
 static void write_text(struct ctx *c)
 {
 	const struct pg_report_opts *o = c->o;
-	const struct pg_double_close *d;
+	const struct pg_counts *n = &c->cut.n;
 
 	pg_out_printf(&c->out, "==%d==portguard: %s report of %s\n\n", o->pid,
-		      o->reason == PG_REASON_EXIT ? "exit" : "signal", o->exe ? o->exe : "?");
+		      reason_name(o->reason), o->exe ? o->exe : "?");
 	for (size_t i = 0; i < c->nsites; i++)
 		text_site(c, &c->sites[i]);
-	for (d = pg_registry_double_closes(); d; d = d->next) {
-		pg_out_printf(&c->out, "Double close of fd %d (%lu time(s)); closed again at:\n",
-			      d->fd, (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
-		text_frames(c, d->closed_again, "    ");
-		pg_out_puts(&c->out, "  first closed at:\n");
-		text_frames(c, d->closed, "    ");
-		pg_out_puts(&c->out, "  created at:\n");
-		text_frames(c, d->created, "    ");
-		pg_out_puts(&c->out, "\n");
+	for (int i = 0; i < PG_SHARDS; i++) {
+		for (const struct pg_dclose *d = c->cut.dcs[i]; d; d = d->next) {
+			pg_out_printf(
+			    &c->out, "Double close of fd %d (%lu time(s)); closed again at:\n",
+			    d->fd, (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
+			text_frames(c, d->again, "    ");
+			pg_out_puts(&c->out, "  first closed at:\n");
+			text_frames(c, d->closed, "    ");
+			pg_out_puts(&c->out, "  created at:\n");
+			text_frames(c, d->created ? d->created : PG_NO_STACK, "    ");
+			pg_out_puts(&c->out, "\n");
+		}
 	}
-	if (o->extra)
-		o->extra(o->extra_arg, &c->out, 0);
-	pg_out_printf(&c->out,
-		      "Totals: %lu created, %lu inherited, %lu untracked; %lu closed, %lu closed "
-		      "unseen; %lu open, %lu leaked, %lu suppressed; %lu double close(s)",
-		      (unsigned long)c->t.created, (unsigned long)c->t.inherited,
-		      (unsigned long)c->untracked, (unsigned long)c->t.closed,
-		      (unsigned long)c->t.closed_unseen, (unsigned long)c->nsocks,
-		      (unsigned long)c->leaked, (unsigned long)c->suppressed,
-		      (unsigned long)c->t.double_closes);
-	if (c->t.lost)
-		pg_out_printf(&c->out, "; %lu record(s) lost to memory exhaustion",
-			      (unsigned long)c->t.lost);
+	if (o->policy)
+		pg_enforce_report(&c->out, 0);
+	pg_out_printf(
+	    &c->out,
+	    "Totals: %lu created, %lu inherited, %lu received, %lu untracked; %lu closed, "
+	    "%lu closed unseen; %lu open, %lu leaked, %lu suppressed; %lu double close(s)",
+	    (unsigned long)n->created, (unsigned long)n->inherited, (unsigned long)n->received,
+	    (unsigned long)c->untracked, (unsigned long)n->closed, (unsigned long)n->closed_unseen,
+	    (unsigned long)c->open, (unsigned long)c->leaked, (unsigned long)c->suppressed,
+	    (unsigned long)n->double_closes);
+	if (pg_fdtab_lost())
+		pg_out_printf(&c->out, "; %lu call(s) not recorded (lost)",
+			      (unsigned long)pg_fdtab_lost());
 	pg_out_puts(&c->out, ".\n\n");
 	text_suppressions(c);
 	pg_out_printf(&c->out, "SUMMARY: portguard: %lu socket(s) leaked from %lu call site(s).\n",
 		      (unsigned long)c->leaked, (unsigned long)c->sites_leaking);
 }
 
-static void json_frames(struct ctx *c, const struct pg_site *s)
+static void json_frames(struct ctx *c, uint32_t id)
 {
+	const struct pg_site *s = id == PG_NO_STACK ? NULL : pg_sites_get(id);
 	struct pg_sym sy[8];
 	int first = 1;
 
@@ -561,6 +649,22 @@ static void json_frames(struct ctx *c, const struct pg_site *s)
 	pg_out_puts(&c->out, "]");
 }
 
+static void json_descriptors(struct ctx *c, const struct rsock *r)
+{
+	pg_out_puts(&c->out, ", \"descriptors\": [");
+	for (size_t i = 0; i < r->ndesc; i++) {
+		const struct pg_snap *d = &c->snap[r->first_desc + i];
+		pg_out_printf(&c->out, "%s{\"fd\": %d, \"via\": \"%s\"", i ? ", " : "", d->fd,
+			      pg_via_name(d->via));
+		if (d->desc_site) {
+			pg_out_puts(&c->out, ", \"frames\": ");
+			json_frames(c, d->desc_site);
+		}
+		pg_out_puts(&c->out, "}");
+	}
+	pg_out_puts(&c->out, "]");
+}
+
 static void json_socket(struct ctx *c, const struct rsock *r, int first)
 {
 	struct pg_sockinfo si;
@@ -591,60 +695,66 @@ static void json_socket(struct ctx *c, const struct rsock *r, int first)
 	    si.listening || (r->flags & PG_SOCK_LISTENING) ? "true" : "false",
 	    r->cls == PG_INHERITED ? "true" : "false", r->cls == PG_UNTRACKED ? "true" : "false",
 	    r->cls == PG_LEAKED ? "true" : "false");
+	if (r->flags & PG_SOCK_RECEIVED)
+		pg_out_puts(&c->out, ", \"received\": true");
 	if (r->cls == PG_SUPPRESSED)
 		pg_out_puts(&c->out, ", \"suppressed\": true");
 	if (age >= 0)
 		pg_out_printf(&c->out, ", \"age_ms\": %ld", age);
+	if (r->ndesc)
+		json_descriptors(c, r);
 	pg_out_puts(&c->out, "}");
 }
 
 static void write_json(struct ctx *c)
 {
 	const struct pg_report_opts *o = c->o;
-	const struct pg_double_close *d;
+	const struct pg_counts *n = &c->cut.n;
+	int first = 1;
 
 	pg_out_printf(&c->out, "{\"portguard\": 1, \"pid\": %d, \"exe\": ", o->pid);
 	pg_out_json_str(&c->out, o->exe);
-	pg_out_printf(&c->out, ", \"reason\": \"%s\"",
-		      o->reason == PG_REASON_EXIT ? "exit" : "signal");
-	pg_out_printf(&c->out,
-		      ", \"totals\": {\"created\": %lu, \"closed\": %lu, \"closed_unseen\": %lu, "
-		      "\"open\": %lu, \"leaked\": %lu, \"suppressed\": %lu, \"inherited\": %lu, "
-		      "\"untracked\": %lu, \"double_closes\": %lu, \"lost\": %lu}",
-		      (unsigned long)c->t.created, (unsigned long)c->t.closed,
-		      (unsigned long)c->t.closed_unseen, (unsigned long)c->nsocks,
-		      (unsigned long)c->leaked, (unsigned long)c->suppressed,
-		      (unsigned long)c->t.inherited, (unsigned long)c->untracked,
-		      (unsigned long)c->t.double_closes, (unsigned long)c->t.lost);
+	pg_out_printf(&c->out, ", \"reason\": \"%s\"", reason_name(o->reason));
+	pg_out_printf(
+	    &c->out,
+	    ", \"totals\": {\"created\": %lu, \"inherited\": %lu, \"received\": %lu, "
+	    "\"untracked\": %lu, \"closed\": %lu, \"closed_unseen\": %lu, \"open\": %lu, "
+	    "\"leaked\": %lu, \"suppressed\": %lu, \"finalized\": 0, \"double_closes\": "
+	    "%lu, \"lost\": %lu}",
+	    (unsigned long)n->created, (unsigned long)n->inherited, (unsigned long)n->received,
+	    (unsigned long)c->untracked, (unsigned long)n->closed, (unsigned long)n->closed_unseen,
+	    (unsigned long)c->open, (unsigned long)c->leaked, (unsigned long)c->suppressed,
+	    (unsigned long)n->double_closes, (unsigned long)pg_fdtab_lost());
 	pg_out_puts(&c->out, ", \"sites\": [");
 	for (size_t i = 0; i < c->nsites; i++) {
 		const struct rsite *s = &c->sites[i];
 		pg_out_printf(
 		    &c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, \"frames\": ",
-		    i ? ", " : "", s->n, (unsigned long)s->leaked,
-		    (unsigned long)(s->site ? __atomic_load_n(&s->site->created, __ATOMIC_RELAXED)
-					    : 0));
-		json_frames(c, s->site);
+		    i ? ", " : "", s->n, (unsigned long)s->leaked, (unsigned long)site_created(s));
+		json_frames(c, s->group);
 		pg_out_puts(&c->out, ", \"sockets\": [");
 		for (size_t j = s->first; j < s->first + s->n; j++)
 			json_socket(c, &c->socks[j], j == s->first);
 		pg_out_puts(&c->out, "]}");
 	}
 	pg_out_puts(&c->out, "], \"double_closes\": [");
-	for (d = pg_registry_double_closes(); d; d = d->next) {
-		pg_out_printf(&c->out, "%s{\"fd\": %d, \"count\": %lu, \"created\": ",
-			      d == pg_registry_double_closes() ? "" : ", ", d->fd,
-			      (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
-		json_frames(c, d->created);
-		pg_out_puts(&c->out, ", \"closed\": ");
-		json_frames(c, d->closed);
-		pg_out_puts(&c->out, ", \"closed_again\": ");
-		json_frames(c, d->closed_again);
-		pg_out_puts(&c->out, "}");
+	for (int i = 0; i < PG_SHARDS; i++) {
+		for (const struct pg_dclose *d = c->cut.dcs[i]; d; d = d->next) {
+			pg_out_printf(&c->out, "%s{\"fd\": %d, \"count\": %lu, \"created\": ",
+				      first ? "" : ", ", d->fd,
+				      (unsigned long)__atomic_load_n(&d->count, __ATOMIC_RELAXED));
+			first = 0;
+			json_frames(c, d->created ? d->created : PG_NO_STACK);
+			pg_out_puts(&c->out, ", \"closed\": ");
+			json_frames(c, d->closed);
+			pg_out_puts(&c->out, ", \"closed_again\": ");
+			json_frames(c, d->again);
+			pg_out_puts(&c->out, "}");
+		}
 	}
 	pg_out_puts(&c->out, "]");
 	if (o->supp) {
-		int first = 1;
+		first = 1;
 		pg_out_puts(&c->out, ", \"suppressions\": [");
 		for (size_t i = 0; i < o->supp->n; i++) {
 			if (!o->supp->rules[i].hits)
@@ -658,31 +768,35 @@ static void write_json(struct ctx *c)
 		}
 		pg_out_puts(&c->out, "]");
 	}
-	if (o->extra)
-		o->extra(o->extra_arg, &c->out, 1);
+	if (o->policy)
+		pg_enforce_report(&c->out, 1);
 	pg_out_puts(&c->out, "}\n");
 }
 
 int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res)
 {
-	struct ctx *c = pg_calloc(1, sizeof(*c));
+	size_t size = o->mem ? o->mem_size : pg_report_mem_for(pg_fdtab_size_hint() * 5 / 4 + 64);
+	char *mem = o->mem ? o->mem : pg_arena_alloc(size);
+	struct ctx *c = (struct ctx *)(((uintptr_t)mem + 15) & ~(uintptr_t)15);
 	int rc;
 
-	if (!c)
+	if (!mem || size < sizeof(*c) + 64)
 		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
 	c->o = o;
+	c->mem = (char *)(c + 1);
+	c->mem_end = mem + size;
 	pg_out_init(&c->out, o->fd);
 	rc = gather(c);
 	if (rc == 0) {
 		classify(c);
 		rc = group(c);
 	}
-	/* Totals after reconciliation, which may have moved sockets to
-	 * closed_unseen. */
-	pg_registry_totals(&c->t);
+	/* The counts of the cut, and what reconciliation dropped since. */
+	c->cut.n.closed_unseen += c->dropped_sockets;
 	if (rc == 0) {
 		int say = o->cfg->format == PG_FORMAT_JSON || !o->quiet_if_clean || c->leaked ||
-			  c->t.double_closes || o->extra_events;
+			  c->cut.n.double_closes || o->events;
 		if (say) {
 			if (!c->sym)
 				c->sym = pg_sym_open(o->cfg->symbolize);
@@ -695,7 +809,7 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 		if (c->sym)
 			pg_sym_close(c->sym);
 		if (res) {
-			res->open = c->nsocks;
+			res->open = c->open;
 			res->leaked = c->leaked;
 			res->suppressed = c->suppressed;
 			res->untracked = c->untracked;
@@ -703,8 +817,7 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 			res->written = say;
 		}
 	}
-	pg_free(c->socks);
-	pg_free(c->sites);
-	pg_free(c);
+	if (!o->mem)
+		pg_arena_free(mem, size);
 	return rc;
 }

@@ -1,15 +1,17 @@
-/* The leak report: reads the registry, reconciles it with the kernel, and
- * writes text or JSON. */
+/* The leak report: a cut of the registry (every descriptor and count at one
+ * moment), reconciled with the kernel, grouped by call site, written as
+ * text or JSON. Runs in the library's thread (shim/reporter.c), or directly
+ * in tests and benches. */
 #ifndef PG_REPORT_H
 #define PG_REPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shim/config.h"
 
-enum pg_reason { PG_REASON_EXIT, PG_REASON_SIGNAL };
+enum pg_reason { PG_REASON_EXIT, PG_REASON_SIGNAL, PG_REASON_DUMP };
 
-struct pg_out;
 struct pg_suppress;
 
 struct pg_report_opts {
@@ -21,14 +23,17 @@ struct pg_report_opts {
 	int fd; /* where to write */
 	int quiet_if_clean; /* write nothing when nothing leaked and nothing else happened */
 	int kernel; /* 0: synthetic registry (benches): no reconciliation, no queries */
-	int (*close_fn)(int); /* the real close, for the report's own descriptors */
 	struct pg_suppress *supp; /* may be NULL */
-	/* Optional extra sections (policy, destinations): called inside the
-	 * JSON object after the standard keys, and before SUMMARY in text. */
-	void (*extra)(void *arg, struct pg_out *o, int json);
-	void *extra_arg;
-	int extra_events; /* policy events happened: a clean exit report still prints */
+	int policy; /* the policy's sections (shim/enforce.c) */
+	int events; /* policy events happened: a clean exit report to a stream still prints */
+	/* Working memory, set aside beforehand (the exit report must come out
+	 * when malloc has nothing left); NULL: taken from the arena. */
+	void *mem;
+	size_t mem_size;
 };
+
+/* Bytes of working memory a report of n descriptors needs. */
+size_t pg_report_mem_for(size_t n);
 
 struct pg_report_result {
 	uint64_t open, leaked, suppressed, untracked;

@@ -8,30 +8,27 @@
  * ignores the signal, the kernel holds the program's action, untouched: the
  * signal is the program's alone (SPEC section 4; memcached stops on SIGUSR1,
  * postgres signals its backends with it). The handler only does
- * async-signal-safe work (sem_post); the report is written by our own
- * thread, which blocks every signal so that they all go to the program's
- * threads. */
+ * async-signal-safe work (sem_post) on the request channel that the
+ * library's thread (shim/reporter.c) waits on; that thread blocks every
+ * signal, so that they all go to the program's threads. */
 #include "shim/signals.h"
 
 #include "shim/common.h"
+#include "shim/locks.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <string.h>
+#include <time.h>
 
 static int report_sig;
 /* The program's default action as the kernel returns it, shown while the
- * kernel holds ours. Written under action_lock, with every signal blocked
+ * kernel holds ours. Written under PG_LOCK_ACTION, with every signal blocked
  * on the writing thread. */
 static struct sigaction dfl;
-static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t sem;
-static int thread_state; /* 0 none, 1 running */
-static int pending; /* a request that came before the thread */
-static int requested; /* the signal asked for a report */
-static void (*wake_fn)(int report);
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned requests; /* PG_REQ_* bits not yet taken */
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
@@ -40,11 +37,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)si;
 	(void)uc;
-	__atomic_store_n(&requested, 1, __ATOMIC_RELEASE);
-	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE))
-		sem_post(&sem);
-	else
-		__atomic_store_n(&pending, 1, __ATOMIC_RELEASE);
+	__atomic_or_fetch(&requests, PG_REQ_REPORT, __ATOMIC_RELEASE);
+	sem_post(&sem);
 	errno = saved;
 }
 
@@ -53,7 +47,7 @@ static int is_ours(pg_sighandler_t h)
 	return h == (pg_sighandler_t)(void (*)(void))on_signal;
 }
 
-/* Caller holds action_lock (or is init). The kernel's action is SIG_DFL as
+/* Caller holds PG_LOCK_ACTION (or is init). The kernel's action is SIG_DFL as
  * the program set it: remember it as the kernel returns it, then put ours
  * in front. SA_RESTART: a program that never asked for a signal sees no
  * EINTR because of ours. */
@@ -69,11 +63,10 @@ static void install_ours(void)
 	pg_real.sigaction(report_sig, &a, NULL);
 }
 
-void pg_signals_init(int sig, void (*on_wake)(int report))
+void pg_signals_init(int sig)
 {
 	struct sigaction cur;
 
-	wake_fn = on_wake;
 	sem_init(&sem, 0, 0);
 	if (sig <= 0 || pg_real.sigaction(sig, NULL, &cur) < 0)
 		return;
@@ -96,19 +89,19 @@ static void show(struct sigaction *old, const struct sigaction *from)
 
 /* Every signal blocked on this thread while the action changes: a handler
  * of the program's that calls sigaction itself cannot run here while we
- * hold action_lock. */
+ * hold PG_LOCK_ACTION. */
 static void enter(sigset_t *saved)
 {
 	sigset_t all;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, saved);
-	pthread_mutex_lock(&action_lock);
+	pg_lock_take(PG_LOCK_ACTION, -1);
 }
 
 static void leave(const sigset_t *saved)
 {
-	pthread_mutex_unlock(&action_lock);
+	pg_lock_give(PG_LOCK_ACTION);
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
@@ -200,77 +193,37 @@ int pg_signals_sigset(int sig, pg_sighandler_t h, pg_sighandler_t *prev, int vfo
 	return 0;
 }
 
-static void *report_thread(void *arg)
+void pg_signals_post(unsigned req)
 {
-	(void)arg;
-	for (;;) {
-		while (sem_wait(&sem) < 0 && errno == EINTR)
-			;
-		/* Requests that came before and while it is written are answered
-		 * by this report (SPEC section 4): a flood of signals does not
-		 * keep the report lock, which fork waits for, taken back to
-		 * back. */
-		while (sem_trywait(&sem) == 0)
-			;
-		pg_inside++;
-		wake_fn(__atomic_exchange_n(&requested, 0, __ATOMIC_ACQ_REL));
-		pg_inside--;
-		while (sem_trywait(&sem) == 0)
-			;
-	}
-	return NULL;
-}
+	int saved = errno;
 
-void pg_signals_start_thread(void)
-{
-	pthread_t t;
-	pthread_attr_t attr;
-	sigset_t all, old;
-
-	if (PG_LIKELY(__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE)) || !report_sig)
-		return;
-	pthread_mutex_lock(&start_lock);
-	if (!thread_state) {
-		/* The thread inherits this mask: it takes no signal at all. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		/* libdw walks DWARF scopes recursively during a signal report;
-		 * address space only, nothing resident until used. */
-		pthread_attr_setstacksize(&attr, 2 << 20);
-		if (pthread_create(&t, &attr, report_thread, NULL) == 0) {
-			pthread_setname_np(t, "portguard");
-			__atomic_store_n(&thread_state, 1, __ATOMIC_RELEASE);
-			if (__atomic_exchange_n(&pending, 0, __ATOMIC_ACQ_REL))
-				sem_post(&sem);
-		}
-		pthread_attr_destroy(&attr);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	pthread_mutex_unlock(&start_lock);
-}
-
-int pg_signals_wake(void)
-{
-	if (!__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE))
-		return -ESRCH;
+	__atomic_or_fetch(&requests, req, __ATOMIC_RELEASE);
 	sem_post(&sem);
-	return 0;
+	errno = saved;
+}
+
+unsigned pg_signals_wait(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (sem_timedwait(&sem, &ts) < 0 && errno == EINTR)
+		;
+	/* Requests that came meanwhile are answered together. */
+	while (sem_trywait(&sem) == 0)
+		;
+	return __atomic_exchange_n(&requests, 0, __ATOMIC_ACQ_REL);
 }
 
 void pg_signals_fork_child(void)
 {
-	int had = thread_state;
-
-	/* Only the forking thread survives fork: start ours again. */
-	thread_state = 0;
-	pending = 0;
-	requested = 0;
-	/* Another thread of the parent may have held them at fork. */
-	pthread_mutex_init(&start_lock, NULL);
-	pthread_mutex_init(&action_lock, NULL);
+	/* The parent's requests are the parent's. */
+	requests = 0;
 	sem_init(&sem, 0, 0);
-	if (had)
-		pg_signals_start_thread();
 }

@@ -8,18 +8,20 @@
 #include "shim/real.h"
 
 /* Installs the library's handler for sig (0: none) if the program's action
- * is the default. on_wake runs on the library's own thread each time it is
- * woken: report is 1 when the signal asked for a report (several signals
- * may be answered by one), 0 for a pg_signals_wake(). */
-void pg_signals_init(int sig, void (*on_wake)(int report));
+ * is the default. */
+void pg_signals_init(int sig);
 
-/* Wakes the library's thread without asking for a report (events to
- * write). Returns 0, or -ESRCH when there is no thread (the caller does the
- * work itself). */
-int pg_signals_wake(void);
-
-/* Starts the report thread if it is not running (the first socket). */
-void pg_signals_start_thread(void);
+/* The request channel of the library's thread. post is async-signal-safe;
+ * wait returns the requests made since the last wait (0 after timeout_ms
+ * without any), several posts of one kind answered by one. */
+enum {
+	PG_REQ_REPORT = 1u << 0, /* the report signal */
+	PG_REQ_EVENTS = 1u << 1, /* policy events to write */
+	PG_REQ_EXIT = 1u << 2, /* the exit report */
+	PG_REQ_RESERVE = 1u << 3, /* the registry grew: grow the report's memory */
+};
+void pg_signals_post(unsigned req);
+unsigned pg_signals_wait(int timeout_ms);
 
 /* The program's own calls for the report signal (SPEC section 4). While the
  * program has an action of its own (a handler, SIG_IGN), the kernel holds it
@@ -35,6 +37,7 @@ int pg_signals_signal(int sig, pg_sighandler_t h, pg_sighandler_t (*real)(int, p
 		      pg_sighandler_t *prev, int vforked);
 int pg_signals_sigset(int sig, pg_sighandler_t h, pg_sighandler_t *prev, int vforked);
 
+/* fork child: no request of the parent's is pending. */
 void pg_signals_fork_child(void);
 
 #endif

@@ -7,7 +7,7 @@
 #include "shim/stack.h"
 
 #include "shim/common.h"
-#include "shim/registry.h"
+#include "shim/sites.h"
 #include "shim/unwind.h"
 
 #include <execinfo.h>
@@ -78,4 +78,39 @@ int pg_stack_capture(uintptr_t *out, int max)
 		out[k++] = buf[i];
 	}
 	return k;
+}
+
+__thread void *pg_stack_frame __attribute__((tls_model("initial-exec")));
+
+PG_HOT uint32_t pg_stack_site(int max)
+{
+	uintptr_t frames[PG_MAX_DEPTH];
+	struct pg_unwind_trace t;
+	uint32_t site;
+	int n;
+
+	if (max <= 0)
+		return 0;
+	if (max > PG_MAX_DEPTH)
+		max = PG_MAX_DEPTH;
+	if (pg_stack_frame)
+		n = pg_unwind_capture_from(frames, max, pg_stack_frame, &t);
+	else
+		n = pg_unwind_capture(frames, max, &t);
+	if (t.tag)
+		return t.tag;
+	if (n <= 0)
+		return 0;
+	site = pg_sites_intern(frames, (unsigned)n);
+	pg_unwind_set_tag(&t, site);
+	return site;
+}
+
+int pg_stack_in_signal_handler(void)
+{
+	uintptr_t frames[256];
+	struct pg_unwind_trace t;
+
+	pg_unwind_capture(frames, 256, &t);
+	return t.signal;
 }

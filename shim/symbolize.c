@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #endif
 #include "shim/symbolize.h"
+
+#include "shim/locks.h"
 #include "shim/common.h"
 
 #include <dlfcn.h>
@@ -38,17 +40,19 @@
 
 /* Every libdw/libelf function we call, bound by dlsym: naming one directly
  * would make the linker (-z defs) demand -ldw. */
-#define PG_DW_FUNCS(X)                                                                            \
-	X(dwfl_begin)                                                                             \
-	X(dwfl_end)                                                                               \
-	X(dwfl_report_begin_add) X(dwfl_report_elf) X(dwfl_report_end) X(dwfl_module_info)        \
-	    X(dwfl_module_build_id) X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo) \
-		X(dwfl_line_comp_dir) X(dwfl_module_getsymtab) X(dwfl_module_getsym_info)         \
-		    X(dwfl_offline_section_address) X(dwarf_getscopes) X(dwarf_getscopes_die)     \
-			X(dwarf_tag) X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)       \
-			    X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)                 \
-				X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwelf_elf_gnu_build_id)   \
-				    X(elf_version) X(elf_begin) X(elf_end)
+/* clang-format off */
+#define PG_DW_FUNCS(X)                                                          \
+	X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin_add) X(dwfl_report_elf)  \
+	X(dwfl_report_end) X(dwfl_module_info) X(dwfl_module_build_id)         \
+	X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo)          \
+	X(dwfl_line_comp_dir) X(dwfl_module_getsymtab)                         \
+	X(dwfl_module_getsym_info) X(dwfl_offline_section_address)             \
+	X(dwarf_getscopes) X(dwarf_getscopes_die) X(dwarf_tag)                 \
+	X(dwarf_diename) X(dwarf_attr) X(dwarf_attr_integrate)                 \
+	X(dwarf_formstring) X(dwarf_formudata) X(dwarf_diecu)                  \
+	X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwelf_elf_gnu_build_id)        \
+	X(elf_version) X(elf_begin) X(elf_end)
+/* clang-format on */
 
 struct pg_dw {
 #define PG_DW_FIELD(name) __typeof__(name) *name;
@@ -208,7 +212,14 @@ static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *m
 
 static void dw_load(void)
 {
-	void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+	void *h;
+
+	/* fork waits for the loader's lock to be free (PG_LOCK_DLOPEN is in
+	 * the list its prepare handler takes): a child never finds it held
+	 * by a thread it does not have. */
+	pg_lock_take(PG_LOCK_DLOPEN, -1);
+	h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+	pg_lock_give(PG_LOCK_DLOPEN);
 
 	if (!h) {
 		/* The failure stays in the thread's dlerror() state: clear it,
@@ -661,8 +672,13 @@ static const char *dladdr_name(struct pg_symbolizer *s, uintptr_t a)
 	Dl_info info;
 	const ElfW(Sym) *sym = NULL;
 
-	if (!dladdr1((void *)a, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname || !sym ||
-	    !info.dli_saddr || a < (uintptr_t)info.dli_saddr)
+	int found;
+
+	/* The loader's lock, inside: fork waits (PG_LOCK_DLOPEN). */
+	pg_lock_take(PG_LOCK_DLOPEN, -1);
+	found = dladdr1((void *)a, &info, (void **)&sym, RTLD_DL_SYMENT);
+	pg_lock_give(PG_LOCK_DLOPEN);
+	if (!found || !info.dli_sname || !sym || !info.dli_saddr || a < (uintptr_t)info.dli_saddr)
 		return NULL;
 	if (!sym_holds(sym->st_info, sym->st_size, a - (uintptr_t)info.dli_saddr))
 		return NULL;
@@ -919,8 +935,12 @@ static int symbolize(struct pg_symbolizer *s, uintptr_t addr, int ret, struct pg
 		Dl_info info;
 		struct link_map *map = NULL;
 
-		if (dladdr1((void *)a, &info, (void **)&map, RTLD_DL_LINKMAP) && map &&
-		    info.dli_fname && info.dli_fname[0]) {
+		int found;
+
+		pg_lock_take(PG_LOCK_DLOPEN, -1);
+		found = dladdr1((void *)a, &info, (void **)&map, RTLD_DL_LINKMAP);
+		pg_lock_give(PG_LOCK_DLOPEN);
+		if (found && map && info.dli_fname && info.dli_fname[0]) {
 			module = intern(s, info.dli_fname);
 			offset = addr - (uintptr_t)map->l_addr;
 			if (!module) {
@@ -959,14 +979,19 @@ struct pg_symbolizer *pg_sym_open(int debuginfo)
 	c.s = s;
 	c.first = 1;
 	c.failed = 0;
+	/* The loader's locks are taken inside these: a fork meanwhile would
+	 * leave them held in the child, so fork waits (PG_LOCK_DLOPEN is in
+	 * the list its prepare handler takes). */
+	pg_lock_take(PG_LOCK_DLOPEN, -1);
 	dl_iterate_phdr(collect_module, &c);
-	if (c.failed)
-		goto fail;
-	qsort(s->mods, s->nmods, sizeof(*s->mods), mod_cmp);
 	/* Only a C++ program has it, and only a C++ program needs it. */
 	*(void **)&s->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
 	if (!s->demangle)
 		dlerror();
+	pg_lock_give(PG_LOCK_DLOPEN);
+	if (c.failed)
+		goto fail;
+	qsort(s->mods, s->nmods, sizeof(*s->mods), mod_cmp);
 	if (debuginfo) {
 		pthread_once(&dw_once, dw_load);
 		s->use_dw = dw_loaded;

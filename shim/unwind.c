@@ -97,6 +97,7 @@ enum {
 	PG_UNWIND_CFA_RBP = 1u << 1, /* CFA = rbp + cfa_off, else rsp + cfa_off */
 	PG_UNWIND_RBP_SAVED = 1u << 2, /* caller's rbp is at CFA + rbp_off */
 	PG_UNWIND_RBP_LOST = 1u << 3, /* caller's rbp cannot be known */
+	PG_UNWIND_SIGNAL = 1u << 4, /* with STOP: a signal frame */
 };
 
 struct pg_unwind_rule {
@@ -584,6 +585,7 @@ static int pg_cfi_run(const struct pg_cfi_cie *c, const uint8_t *p, const uint8_
 
 /* ---- finding the FDE ---------------------------------------------------- */
 
+#ifndef DLFO_EH_SEGMENT_TYPE
 struct pg_unwind_phdr_find {
 	uintptr_t pc;
 	const uint8_t *hdr;
@@ -611,21 +613,26 @@ static int pg_unwind_phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+#endif
+
 /* The .eh_frame_hdr of the object holding pc, or NULL. */
 static const uint8_t *pg_unwind_hdr(uintptr_t pc)
 {
-	struct pg_unwind_phdr_find f = { pc, NULL };
-
 #ifdef DLFO_EH_SEGMENT_TYPE
 	/* glibc >= 2.35: lock-free, what libgcc itself uses. */
 	struct dl_find_object o;
 
-	if (_dl_find_object((void *)pc, &o) == 0)
-		return o.dlfo_eh_frame;
-#endif
+	/* Lock-free and async-signal-safe: a pc in no object (JIT code) ends
+	 * the walk rather than take the loader's lock inside a signal
+	 * handler. */
+	return _dl_find_object((void *)pc, &o) == 0 ? o.dlfo_eh_frame : NULL;
+#else
+	struct pg_unwind_phdr_find f = { pc, NULL };
+
 	/* Takes the loader's lock; only on a cache miss. */
 	dl_iterate_phdr(pg_unwind_phdr_cb, &f);
 	return f.hdr;
+#endif
 }
 
 /* The FDE covering pc in the object whose .eh_frame_hdr is hdr. */
@@ -704,8 +711,10 @@ static struct pg_unwind_rule pg_unwind_rule_compute(uintptr_t pc)
 		return stop;
 	/* Signal frames (__restore_rt): the caller's registers are in a
 	 * ucontext, reached by expressions; the walk ends here. */
-	if (c.signal)
+	if (c.signal) {
+		stop.flags |= PG_UNWIND_SIGNAL;
 		return stop;
+	}
 	if (c.has_z) {
 		uint64_t alen;
 
@@ -870,21 +879,122 @@ void pg_unwind_skip(uintptr_t lo, uintptr_t hi)
 	skip_hi = hi > lo ? hi : lo;
 }
 
-/* Called by pg_unwind_backtrace (below) with its own rsp at entry, where the
- * return address into its caller sits, and rbp as its caller left it. */
-int pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp);
+/* The captures this thread made last (SPEC: "a frame whose saved return
+ * address and CFA match the previous capture of this thread need not be
+ * re-derived from CFI"): a capture from the same stack pointer, with the
+ * same frame pointer where the walk used it, whose every word the walk read
+ * (return addresses, saved frame pointers) still holds what it held, is the
+ * same capture, frame for frame: the walk is a function of the start state
+ * and those words. Kept only when every word lay in this thread's own
+ * stack, checked readable (it stays mapped while the thread lives); a
+ * signal handler that interrupts a capture neither uses nor changes it. */
+#define PG_UNWIND_CACHED_WALK 24 /* frames walked, kept or skipped */
+#define PG_UNWIND_CACHED_READS (2 * PG_UNWIND_CACHED_WALK + 1)
+struct pg_unwind_cached {
+	uintptr_t sp, fp;
+	int valid, max, n, nreads, uses_fp;
+	uint32_t tag;
+	uintptr_t out[PG_UNWIND_CACHED_WALK];
+	struct {
+		uintptr_t addr, val;
+	} read[PG_UNWIND_CACHED_READS];
+};
+static __thread struct pg_unwind_cached pg_unwind_mine[2]
+    __attribute__((tls_model("initial-exec")));
+static __thread int pg_unwind_busy __attribute__((tls_model("initial-exec")));
+static __thread int pg_unwind_victim __attribute__((tls_model("initial-exec")));
 
-__attribute__((visibility("hidden"), used, no_sanitize_address)) int
-pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
+static int pg_unwind_from_cache(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp,
+				struct pg_unwind_trace *t)
 {
-	uintptr_t top, lim, rsp = sp + 8, pc, cfa, a;
-	int n = 0, fp_ok = 1, budget = PG_UNWIND_PROBES_MAX;
+	for (int e = 0; e < 2; e++) {
+		const struct pg_unwind_cached *c = &pg_unwind_mine[e];
+		int k;
 
-	if (max <= 0)
+		if (!c->valid || c->sp != sp || c->max != max || (c->uses_fp && c->fp != fp))
+			continue;
+		/* Four at a time: the common case is every word unchanged. */
+		for (k = 0; k + 4 <= c->nreads; k += 4)
+			if (((*(const uintptr_t *)c->read[k].addr ^ c->read[k].val) |
+			     (*(const uintptr_t *)c->read[k + 1].addr ^ c->read[k + 1].val) |
+			     (*(const uintptr_t *)c->read[k + 2].addr ^ c->read[k + 2].val) |
+			     (*(const uintptr_t *)c->read[k + 3].addr ^ c->read[k + 3].val)) != 0)
+				break;
+		for (; k < c->nreads; k++)
+			if (*(const uintptr_t *)c->read[k].addr != c->read[k].val)
+				break;
+		if (k < c->nreads)
+			continue;
+		/* With a tag, the caller needs nothing more. */
+		if (!c->tag)
+			memcpy(out, c->out, (size_t)c->n * sizeof(*out));
+		t->tag = c->tag;
+		t->slot = e;
+		t->signal = 0;
+		pg_unwind_victim = 1 - e;
+		return c->n;
+	}
+	return -1;
+}
+
+void pg_unwind_set_tag(const struct pg_unwind_trace *t, uint32_t tag)
+{
+	if (t->slot >= 0 && t->slot < 2 && pg_unwind_busy == 0)
+		pg_unwind_mine[t->slot].tag = tag;
+}
+
+/* Called by the entries (below) with their own rsp at entry, where the
+ * return address into their caller sits, and rbp as their caller left it;
+ * t (NULL from pg_unwind_backtrace) asks for the cache and the trace. */
+int pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp, struct pg_unwind_trace *t);
+
+__attribute__((visibility("hidden"), used, externally_visible, no_sanitize_address)) int
+pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp, struct pg_unwind_trace *t)
+{
+	uintptr_t top, lim, rsp = sp + 8, pc, cfa, a, fp_at = 0;
+	int n = 0, fp_ok = 1, fp_reg = 1, budget = PG_UNWIND_PROBES_MAX, walked = 0;
+	struct pg_unwind_cached *rec = NULL;
+	int nested = ++pg_unwind_busy > 1;
+
+	if (t) {
+		t->tag = 0;
+		t->slot = -1;
+		t->signal = 0;
+	}
+	if (max <= 0) {
+		pg_unwind_busy--;
 		return 0;
+	}
+	/* A cached capture was stored from this thread's own stack, which
+	 * stays checked readable: try it before anything else. */
+	if (t && !nested) {
+		int hit = pg_unwind_from_cache(out, max, sp, fp, t);
+		if (hit >= 0) {
+			pg_unwind_busy--;
+			return hit;
+		}
+	}
 	top = pg_unwind_top(sp);
 	lim = pg_unwind_readable(sp, top);
-	pc = *(const uintptr_t *)sp;
+	if (t && !nested && sp >= pg_unwind_safe_lo && sp < pg_unwind_safe_hi) {
+		rec = &pg_unwind_mine[pg_unwind_victim];
+		rec->valid = 0;
+		rec->nreads = 0;
+		rec->uses_fp = 0;
+	}
+#define PG_UNWIND_READ(A, D)                                         \
+	do {                                                         \
+		(D) = *(const uintptr_t *)(A);                       \
+		if (rec) {                                           \
+			if (rec->nreads == PG_UNWIND_CACHED_READS) { \
+				rec = NULL;                          \
+			} else {                                     \
+				rec->read[rec->nreads].addr = (A);   \
+				rec->read[rec->nreads++].val = (D);  \
+			}                                            \
+		}                                                    \
+	} while (0)
+	PG_UNWIND_READ(sp, pc);
 	/* Reads: only [rsp, top), 8-aligned, below lim or in pages checked
 	 * on the way; each CFA above the last. */
 	while (pc != 0) {
@@ -896,12 +1006,30 @@ pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
 			if (n == max)
 				break;
 		}
+		if (++walked > PG_UNWIND_CACHED_WALK)
+			rec = NULL;
 		r = pg_unwind_rule_get(pc);
-		if (r.flags & PG_UNWIND_STOP)
+		if (r.flags & PG_UNWIND_STOP) {
+			if (t && (r.flags & PG_UNWIND_SIGNAL))
+				t->signal = 1;
 			break;
+		}
 		if (r.flags & PG_UNWIND_CFA_RBP) {
 			if (!fp_ok)
 				break;
+			/* The walk now depends on this frame pointer: the
+			 * caller's register, or the word it was read from. */
+			if (rec && fp_reg) {
+				rec->uses_fp = 1;
+			} else if (rec && fp_at) {
+				if (rec->nreads == PG_UNWIND_CACHED_READS) {
+					rec = NULL;
+				} else {
+					rec->read[rec->nreads].addr = fp_at;
+					rec->read[rec->nreads++].val = fp;
+					fp_at = 0;
+				}
+			}
 			cfa = fp + (uintptr_t)(intptr_t)r.cfa_off;
 		} else {
 			cfa = rsp + (uintptr_t)(intptr_t)r.cfa_off;
@@ -912,35 +1040,60 @@ pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp)
 		if (a < rsp || a > top - 8)
 			break;
 		if (PG_UNLIKELY(a + 8 > lim)) {
+			rec = NULL; /* beyond the thread's own checked stack */
 			lim = pg_unwind_check(
 			    lim, (a + 8 + PG_UNWIND_PAGE - 1) & ~(PG_UNWIND_PAGE - 1), &budget);
 			if (a + 8 > lim)
 				break;
 		}
-		pc = *(const uintptr_t *)a;
+		PG_UNWIND_READ(a, pc);
 		if (r.flags & PG_UNWIND_RBP_SAVED) {
 			a = cfa + (uintptr_t)(intptr_t)r.rbp_off;
 			if (a < rsp || a > top - 8)
 				break;
 			if (PG_UNLIKELY(a + 8 > lim)) {
+				rec = NULL;
 				lim = pg_unwind_check(
 				    lim, (a + 8 + PG_UNWIND_PAGE - 1) & ~(PG_UNWIND_PAGE - 1),
 				    &budget);
 				if (a + 8 > lim)
 					break;
 			}
+			/* Kept for the cache only if a frame uses it: a saved
+			 * rbp of code without frame pointers is any value. */
 			fp = *(const uintptr_t *)a;
+			fp_at = a;
+			fp_reg = 0;
 		} else if (r.flags & PG_UNWIND_RBP_LOST) {
 			fp_ok = 0;
 		}
 		rsp = cfa;
 	}
+#undef PG_UNWIND_READ
+	if (rec && n <= PG_UNWIND_CACHED_WALK && !t->signal) {
+		rec->sp = sp;
+		rec->fp = fp;
+		rec->max = max;
+		rec->n = n;
+		rec->tag = 0;
+		memcpy(rec->out, out, (size_t)n * sizeof(*out));
+		rec->valid = 1;
+		t->slot = pg_unwind_victim;
+		pg_unwind_victim = 1 - pg_unwind_victim;
+	}
+	pg_unwind_busy--;
 	return n;
 }
 
-/* The entry: a tail jump, so that it has no frame of its own and the walk
- * starts from exactly the caller's registers (rsp + 8, rbp). endbr64 is a
- * no-op unless the process runs with CET indirect-branch tracking. */
+int pg_unwind_capture_from(uintptr_t *out, int max, void *frame, struct pg_unwind_trace *t)
+{
+	/* [frame] is the caller's saved rbp, [frame + 8] its return address. */
+	return pg_unwind_walk(out, max, (uintptr_t)frame + 8, *(const uintptr_t *)frame, t);
+}
+
+/* The entries: tail jumps, so that they have no frame of their own and the
+ * walk starts from exactly the caller's registers (rsp + 8, rbp). endbr64
+ * is a no-op unless the process runs with CET indirect-branch tracking. */
 __asm__(".pushsection .text\n"
 	".globl pg_unwind_backtrace\n"
 	".hidden pg_unwind_backtrace\n"
@@ -951,9 +1104,23 @@ __asm__(".pushsection .text\n"
 	"\tendbr64\n"
 	"\tmovq %rsp, %rdx\n"
 	"\tmovq %rbp, %rcx\n"
+	"\txorl %r8d, %r8d\n"
 	"\tjmp pg_unwind_walk\n"
 	".cfi_endproc\n"
 	".size pg_unwind_backtrace, .-pg_unwind_backtrace\n"
+	".globl pg_unwind_capture\n"
+	".hidden pg_unwind_capture\n"
+	".type pg_unwind_capture, @function\n"
+	".p2align 4\n"
+	"pg_unwind_capture:\n"
+	".cfi_startproc\n"
+	"\tendbr64\n"
+	"\tmovq %rdx, %r8\n"
+	"\tmovq %rsp, %rdx\n"
+	"\tmovq %rbp, %rcx\n"
+	"\tjmp pg_unwind_walk\n"
+	".cfi_endproc\n"
+	".size pg_unwind_capture, .-pg_unwind_capture\n"
 	".popsection\n");
 
 void pg_unwind_init(void)

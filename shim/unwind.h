@@ -32,6 +32,22 @@ void pg_unwind_init(void);
  * address of 0, or a CFA that does not rise or leaves the thread's stack. */
 int pg_unwind_backtrace(uintptr_t *out, int max);
 
+/* pg_unwind_backtrace through this thread's cache of its last captures
+ * (shim/unwind.c): on a hit, the same frames at a fraction of the cost, and
+ * t->tag is what pg_unwind_set_tag stored with them (0: nothing yet; the
+ * caller's call-site id); a hit with a tag fills in no frames. t->signal: the walk ended at a signal frame (the
+ * capture runs inside a signal handler). */
+struct pg_unwind_trace {
+	uint32_t tag;
+	int slot;
+	int signal;
+};
+int pg_unwind_capture(uintptr_t *out, int max, struct pg_unwind_trace *t);
+/* The same from a frame with a frame pointer (__builtin_frame_address(0)
+ * of a function up the stack): its return address is the first frame. */
+int pg_unwind_capture_from(uintptr_t *out, int max, void *frame, struct pg_unwind_trace *t);
+void pg_unwind_set_tag(const struct pg_unwind_trace *t, uint32_t tag);
+
 /* Return addresses in [lo, hi) are walked through but neither stored nor
  * counted (the library's own code). Set once, before captures; 0, 0: none. */
 void pg_unwind_skip(uintptr_t lo, uintptr_t hi);

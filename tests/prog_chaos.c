@@ -96,7 +96,9 @@ static void *churn(void *arg)
 	return NULL;
 }
 
-static void reap(pid_t pid)
+static char abnormal_what[128];
+
+static void reap(pid_t pid, int kind)
 {
 	double t0 = now();
 	int st;
@@ -113,8 +115,13 @@ static void reap(pid_t pid)
 		}
 		usleep(1000);
 	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		abnormal++;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		if (!abnormal++)
+			snprintf(abnormal_what, sizeof(abnormal_what),
+				 " (first: child kind %d, %s %d)", kind,
+				 WIFEXITED(st) ? "status" : "signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
 }
 
 static void *forker(void *arg)
@@ -133,10 +140,11 @@ static void *forker(void *arg)
 			}
 		}
 		if (pid > 0) {
-			if (forks % 3 == 1)
+			int kind = (int)(forks % 3);
+			if (kind == 1)
 				execs++;
 			forks++;
-			reap(pid);
+			reap(pid, kind);
 		}
 		usleep(2000);
 	}
@@ -250,7 +258,7 @@ int main(int argc, char **argv)
 	}
 	pthread_join(srv_t, NULL);
 	printf("done: %lu rounds, %lu forks (%lu exec), %lu cancels; children abnormal %lu, hung "
-	       "%lu\n",
-	       total, forks, execs, cancels, abnormal, hung);
+	       "%lu\n%s",
+	       total, forks, execs, cancels, abnormal, hung, abnormal_what);
 	return 0;
 }

@@ -1,5 +1,6 @@
-/* clang-format off: these tests compare source lines (__LINE__ offsets);
- * the layout is part of what they check. */
+/* These tests compare source lines (__LINE__ on the line of the call): the
+ * layout is part of what they check. */
+/* clang-format off */
 /* Symbolizes return addresses inside itself and prints what it found, so that
  * tests/test_symbolize.c can run copies of it stripped, with a .gnu_debuglink,
  * or with its debug file under a build-id directory.
@@ -15,6 +16,7 @@
 #endif
 #include "shim/symbolize.c"
 #include "shim/common.c"
+#include "shim/locks.c"
 
 #include <dirent.h>
 

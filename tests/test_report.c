@@ -1,5 +1,5 @@
 /* The report writer on a synthetic registry (kernel=0: fake descriptors),
- * and the report destinations. */
+ * and the report's output. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +8,10 @@
 #include <cmocka.h>
 
 #include "shim/common.h"
-#include "shim/dest.h"
-#include "shim/registry.h"
+#include "shim/fdtab.h"
+#include "shim/output.h"
 #include "shim/report.h"
+#include "shim/sites.h"
 #include "tests/pgtest.h"
 
 #include <sys/socket.h>
@@ -20,7 +21,8 @@ static struct pg_config cfg;
 static int reset(void **state)
 {
 	(void)state;
-	pg_registry_reset();
+	pg_fdtab_reset();
+	pg_sites_reset();
 	pg_config_defaults(&cfg);
 	cfg.symbolize = 0;
 	return 0;
@@ -44,7 +46,6 @@ static char *report(int json, enum pg_reason reason, int quiet, struct pg_report
 	o.fd = fd;
 	o.quiet_if_clean = quiet;
 	o.kernel = 0;
-	o.close_fn = close;
 	assert_int_equal(pg_report_write(&o, res), 0);
 	close(fd);
 	text = pgt_read_file(path);
@@ -52,30 +53,51 @@ static char *report(int json, enum pg_reason reason, int quiet, struct pg_report
 	return text;
 }
 
-static const struct pg_site *site(uintptr_t a, uintptr_t b, uintptr_t c)
+static uint32_t site(uintptr_t a, uintptr_t b, uintptr_t c)
 {
 	uintptr_t f[3] = { a, b, c };
 
-	return pg_site_intern(f, 3);
+	return pg_sites_intern(f, 3);
+}
+
+static void add(int fd, uint64_t inode, uint32_t site_id, int64_t ns, int domain, int type,
+		int protocol, unsigned flags)
+{
+	struct pg_sock_facts f = {
+		inode,   ns,
+		site_id, domain,
+		type,    protocol,
+		flags,   flags & PG_SOCK_INHERITED ? PG_VIA_INHERITED : PG_VIA_SOCKET
+	};
+	struct pg_fdtab_gone gone;
+
+	assert_int_equal(pg_fdtab_add(fd, &f, &gone), 0);
+	pg_sites_count_created(site_id);
+}
+
+static void close_fd(int fd, enum pg_close_outcome how, uint32_t site_id)
+{
+	struct pg_fdtab_close c;
+	struct pg_fdtab_gone gone;
+
+	pg_fdtab_close_begin(fd, &c, 0);
+	pg_fdtab_close_end(&c, how, site_id, &gone);
 }
 
 /* 3 leaked from site A (one of them with two descriptors), 1 from B, one
  * inherited without a stack, 2 created and closed at A. */
 static void populate(void)
 {
-	const struct pg_site *a = site(0x1000, 0x2000, 0x3000), *b = site(0x1111, 0x2000, 0x3000);
-	struct pg_closing c;
+	uint32_t a = site(0x1000, 0x2000, 0x3000), b = site(0x1111, 0x2000, 0x3000);
+	struct pg_fdtab_gone gone;
 
 	for (int fd = 10; fd < 15; fd++)
-		pg_registry_add(fd, 500 + (uint64_t)fd, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM,
-				6, 0);
-	pg_registry_dup(10, 30);
-	for (int fd = 13; fd < 15; fd++) {
-		pg_registry_close_begin(fd, &c);
-		pg_registry_close_end(&c, PG_CLOSED, NULL);
-	}
-	pg_registry_add(20, 900, b, 8 * 1000000000LL, AF_INET6, SOCK_DGRAM, 17, 0);
-	pg_registry_add(3, 42, NULL, 1, -1, -1, -1, PG_SOCK_INHERITED);
+		add(fd, 500 + (uint64_t)fd, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM, 6, 0);
+	pg_fdtab_dup(10, 30, 0, PG_VIA_DUP, &gone);
+	for (int fd = 13; fd < 15; fd++)
+		close_fd(fd, PG_CLOSED, 0);
+	add(20, 900, b, 8 * 1000000000LL, AF_INET6, SOCK_DGRAM, 17, 0);
+	add(3, 42, 0, 1, -1, -1, -1, PG_SOCK_INHERITED);
 }
 
 static void test_report_json_counts_and_sites(void **state)
@@ -168,7 +190,7 @@ static void test_report_quiet_when_nothing_to_say(void **state)
 	char *text;
 
 	(void)state;
-	pg_registry_add(3, 42, NULL, 1, -1, -1, -1, PG_SOCK_INHERITED);
+	add(3, 42, 0, 1, -1, -1, -1, PG_SOCK_INHERITED);
 	text = report(0, PG_REASON_EXIT, 1, &res);
 	assert_string_equal(text, "");
 	assert_int_equal(res.written, 0);
@@ -189,12 +211,12 @@ static void test_report_excuses(void **state)
 	struct pg_report_result res;
 	char *text;
 	json_t *rep;
-	const struct pg_site *a = site(1, 2, 3);
+	uint32_t a = site(1, 2, 3);
 
 	(void)state;
-	pg_registry_add(5, 1, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM, 6, PG_SOCK_LISTENING);
-	pg_registry_add(6, 2, a, 9999 * 1000000LL, AF_INET, SOCK_STREAM, 6, 0); /* 1 ms old */
-	pg_registry_add(7, 3, a, 1 * 1000000000LL, AF_INET, SOCK_STREAM, 6, 0);
+	add(5, 1, a, 9 * 1000000000LL, AF_INET, SOCK_STREAM, 6, PG_SOCK_LISTENING);
+	add(6, 2, a, 9999 * 1000000LL, AF_INET, SOCK_STREAM, 6, 0); /* 1 ms old */
+	add(7, 3, a, 1 * 1000000000LL, AF_INET, SOCK_STREAM, 6, 0);
 	cfg.ignore_listening = 1;
 	cfg.min_age_ms = 500;
 	text = report(1, PG_REASON_SIGNAL, 0, &res);
@@ -212,7 +234,9 @@ static void test_report_double_close_has_three_stacks(void **state)
 	json_t *rep, *dc;
 
 	(void)state;
-	pg_registry_double_close(9, site(1, 1, 1), site(2, 2, 2), site(3, 3, 3));
+	add(9, 1, site(1, 1, 1), 1, AF_INET, SOCK_STREAM, 6, 0);
+	close_fd(9, PG_CLOSED, site(2, 2, 2));
+	close_fd(9, PG_WAS_GONE, site(3, 3, 3));
 	text = report(1, PG_REASON_EXIT, 1, NULL);
 	rep = pgt_json_line(text, 0, 1);
 	assert_int_equal(pgt_int(rep, "totals.double_closes"), 1);
@@ -237,95 +261,95 @@ static void test_report_double_close_has_three_stacks(void **state)
 	free(text);
 }
 
-static void test_report_dest_names(void **state)
+static void test_report_output_names(void **state)
 {
 	char out[64];
 
 	(void)state;
-	assert_int_equal(pg_dest_path("/tmp/pg", 77, out, sizeof(out)), 0);
+	assert_int_equal(pg_output_path("/tmp/pg", 77, out, sizeof(out)), 0);
 	assert_string_equal(out, "/tmp/pg.77");
-	assert_int_equal(pg_dest_path("/tmp/pg-%p.log", 77, out, sizeof(out)), 0);
+	assert_int_equal(pg_output_path("/tmp/pg-%p.log", 77, out, sizeof(out)), 0);
 	assert_string_equal(out, "/tmp/pg-77.log");
 	assert_int_equal(
-	    pg_dest_path("/tmp/a-very-long-name-that-does-not-fit-in-sixty-four-bytes-at-all", 7,
-			 out, sizeof(out)),
+	    pg_output_path("/tmp/a-very-long-name-that-does-not-fit-in-sixty-four-bytes-at-all", 7,
+			   out, sizeof(out)),
 	    -ENAMETOOLONG);
 }
 
-static void test_report_dest_files(void **state)
+static void test_report_output_files(void **state)
 {
 	char *dir = pgt_tmpdir();
-	struct pg_dest d;
+	struct pg_output d;
 	struct pg_config c;
 	char p[PATH_MAX];
 	struct stat st;
-	int close_after, fd;
+	int fd;
 
 	(void)state;
 	memset(&d, 0, sizeof(d));
-	pg_dest_remember_std(&d);
+	pg_output_remember_std(&d);
 	pg_config_defaults(&c);
 	c.dest = PG_DEST_PATH;
 	snprintf(c.log_path, sizeof(c.log_path), "%s/r", dir);
 
 	/* first report: a new file, mode 0600 */
-	fd = pg_dest_open(&d, &c, 100, &close_after);
+	fd = pg_output_open(&d, &c, 100);
 	assert_true(fd > 2);
-	assert_true(close_after);
+	assert_true(d.file);
 	assert_int_equal(write(fd, "one\n", 4), 4);
 	close(fd);
 	snprintf(p, sizeof(p), "%s/r.100", dir);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	/* later reports of the same process append */
-	fd = pg_dest_open(&d, &c, 100, &close_after);
+	fd = pg_output_open(&d, &c, 100);
 	assert_int_equal(write(fd, "two\n", 4), 4);
 	close(fd);
 	char *text = pgt_read_file(p);
 	assert_string_equal(text, "one\ntwo\n");
 	free(text);
 	/* another process with the same pid: the name is taken, .1 is used */
-	struct pg_dest d2;
+	struct pg_output d2;
 	memset(&d2, 0, sizeof(d2));
-	fd = pg_dest_open(&d2, &c, 100, &close_after);
+	fd = pg_output_open(&d2, &c, 100);
 	close(fd);
 	snprintf(p, sizeof(p), "%s/r.100.1", dir);
 	assert_int_equal(stat(p, &st), 0);
 	/* a symbolic link where the report would go: not followed, stderr */
 	snprintf(p, sizeof(p), "%s/r.200", dir);
 	assert_int_equal(symlink("/tmp/elsewhere", p), 0);
-	fd = pg_dest_open(&d, &c, 200, &close_after);
+	fd = pg_output_open(&d, &c, 200);
 	assert_int_equal(fd, 2);
-	assert_false(close_after);
+	assert_false(d.file);
 	assert_int_equal(lstat("/tmp/elsewhere", &st), -1);
 	/* an unwritable directory: stderr */
 	snprintf(c.log_path, sizeof(c.log_path), "%s/missing/dir/r", dir);
-	fd = pg_dest_open(&d, &c, 300, &close_after);
+	fd = pg_output_open(&d, &c, 300);
 	assert_int_equal(fd, 2);
 	pgt_rmdir(dir);
 	free(dir);
 }
 
 /* A report never goes into a descriptor that became something else. */
-static void test_report_dest_std_replaced(void **state)
+static void test_report_output_std_replaced(void **state)
 {
-	struct pg_dest d;
+	struct pg_output d;
 	struct pg_config c;
-	int saved = dup(2), sv[2], close_after;
+	int saved = dup(2), sv[2];
 
 	(void)state;
 	memset(&d, 0, sizeof(d));
-	pg_dest_remember_std(&d);
+	pg_output_remember_std(&d);
 	pg_config_defaults(&c);
-	assert_int_equal(pg_dest_open(&d, &c, 1, &close_after), 2);
+	assert_int_equal(pg_output_open(&d, &c, 1), 2);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	dup2(sv[0], 2);
-	assert_int_equal(pg_dest_open(&d, &c, 1, &close_after), -1);
+	assert_int_equal(pg_output_open(&d, &c, 1), -1);
 	dup2(saved, 2);
 	close(saved);
 	close(sv[0]);
 	close(sv[1]);
-	assert_int_equal(pg_dest_open(&d, &c, 1, &close_after), 2);
+	assert_int_equal(pg_output_open(&d, &c, 1), 2);
 }
 
 int main(void)
@@ -336,9 +360,9 @@ int main(void)
 		cmocka_unit_test_setup(test_report_quiet_when_nothing_to_say, reset),
 		cmocka_unit_test_setup(test_report_excuses, reset),
 		cmocka_unit_test_setup(test_report_double_close_has_three_stacks, reset),
-		cmocka_unit_test_setup(test_report_dest_names, reset),
-		cmocka_unit_test_setup(test_report_dest_files, reset),
-		cmocka_unit_test_setup(test_report_dest_std_replaced, reset),
+		cmocka_unit_test_setup(test_report_output_names, reset),
+		cmocka_unit_test_setup(test_report_output_files, reset),
+		cmocka_unit_test_setup(test_report_output_std_replaced, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

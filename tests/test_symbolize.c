@@ -1,4 +1,5 @@
-/* clang-format off: these tests compare source lines (__LINE__ offsets);
+/* clang-format off */
+/* These tests compare source lines (__LINE__ offsets);
  * the layout is part of what they check. */
 /* shim/symbolize.c: module+offset, names only where right, file:line and
  * inlined frames from DWARF, stripped binaries, no descriptor left, no

@@ -1,4 +1,7 @@
-#include "shim/dest.h"
+#include "shim/output.h"
+
+#include "shim/progfd.h"
+#include "shim/real.h"
 
 #include "shim/out.h"
 
@@ -9,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void pg_dest_remember_std(struct pg_dest *d)
+void pg_output_remember_std(struct pg_output *d)
 {
 	struct stat st;
 
@@ -22,18 +25,22 @@ void pg_dest_remember_std(struct pg_dest *d)
 	}
 }
 
-static int std_fd(const struct pg_dest *d, int fd)
+/* The program's fd 1 or 2 here, if it is still the stream it was. */
+static int std_fd(const struct pg_output *d, int fd)
 {
 	struct stat st;
+	int here;
 
-	if (!d->std_ok[fd] || fstat(fd, &st) < 0)
+	if (!d->std_ok[fd] || (here = pg_progfd_get(fd)) < 0)
 		return -1;
-	if (st.st_dev != d->std_dev[fd] || st.st_ino != d->std_ino[fd])
+	if (fstat(here, &st) < 0 || st.st_dev != d->std_dev[fd] || st.st_ino != d->std_ino[fd]) {
+		pg_progfd_put(here);
 		return -1;
-	return fd;
+	}
+	return here;
 }
 
-int pg_dest_path(const char *log_path, int pid, char *out, size_t size)
+int pg_output_path(const char *log_path, int pid, char *out, size_t size)
 {
 	const char *p = strstr(log_path, "%p");
 	int n;
@@ -47,7 +54,7 @@ int pg_dest_path(const char *log_path, int pid, char *out, size_t size)
 
 /* First report of this process: a new file, never an existing one; if the
  * name is taken (an earlier process with our pid), the first free NAME.N. */
-static int create_file(struct pg_dest *d, const char *base, const char **why)
+static int create_file(struct pg_output *d, const char *base, const char **why)
 {
 	char name[sizeof(d->chosen)];
 	struct stat st;
@@ -92,19 +99,19 @@ static int append_file(const char *name, const char **why)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
 		*why = "it is no longer a regular file of ours";
-		close(fd);
+		pg_real.close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-int pg_dest_open(struct pg_dest *d, const struct pg_config *c, int pid, int *close_after)
+int pg_output_open(struct pg_output *d, const struct pg_config *c, int pid)
 {
 	char base[sizeof(d->chosen)];
 	const char *why = NULL;
 	int fd;
 
-	*close_after = 0;
+	d->file = 0;
 	if (c->dest == PG_DEST_STDOUT)
 		return std_fd(d, 1);
 	if (c->dest == PG_DEST_STDERR)
@@ -117,16 +124,16 @@ int pg_dest_open(struct pg_dest *d, const struct pg_config *c, int pid, int *clo
 	if (d->chosen[0]) {
 		fd = append_file(d->chosen, &why);
 		if (fd >= 0) {
-			*close_after = 1;
+			d->file = 1;
 			return fd;
 		}
 		snprintf(base, sizeof(base), "%s", d->chosen);
-	} else if (pg_dest_path(c->log_path, pid, base, sizeof(base)) < 0) {
+	} else if (pg_output_path(c->log_path, pid, base, sizeof(base)) < 0) {
 		why = "the name is too long";
 	} else {
 		fd = create_file(d, base, &why);
 		if (fd >= 0) {
-			*close_after = 1;
+			d->file = 1;
 			return fd;
 		}
 	}
@@ -135,4 +142,14 @@ int pg_dest_open(struct pg_dest *d, const struct pg_config *c, int pid, int *clo
 		pg_warn("log_path: cannot write %s: %s; reporting to stderr", base, why);
 	}
 	return std_fd(d, 2);
+}
+
+void pg_output_close(struct pg_output *d, int fd)
+{
+	if (fd < 0)
+		return;
+	if (d->file)
+		pg_real.close(fd);
+	else
+		pg_progfd_put(fd);
 }

@@ -1,0 +1,172 @@
+#include "shim/sites.h"
+
+#include "shim/arena.h"
+#include "shim/locks.h"
+
+#include <string.h>
+
+/* id -> site, in chunks that are never moved or freed. */
+#define PG_SITES_CHUNK 4096
+#define PG_SITES_CHUNKS 4096
+static struct pg_site **by_id[PG_SITES_CHUNKS];
+static struct pg_site *table; /* uthash, under PG_LOCK_SITES */
+static uint32_t count;
+/* Bumped by pg_sites_reset: the threads' caches are stale. */
+static uint32_t generation = 1;
+
+static uint64_t hash_frames(const uintptr_t *frames, unsigned depth)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
+
+	for (unsigned i = 0; i < depth; i++) {
+		h ^= frames[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h;
+}
+
+const struct pg_site *pg_sites_get(uint32_t id)
+{
+	struct pg_site **chunk;
+
+	if (id == 0 || id > __atomic_load_n(&count, __ATOMIC_ACQUIRE))
+		return NULL;
+	chunk = __atomic_load_n(&by_id[(id - 1) / PG_SITES_CHUNK], __ATOMIC_ACQUIRE);
+	return chunk ? __atomic_load_n(&chunk[(id - 1) % PG_SITES_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+uint32_t pg_sites_count(void)
+{
+	return __atomic_load_n(&count, __ATOMIC_ACQUIRE);
+}
+
+void pg_sites_count_created(uint32_t id)
+{
+	struct pg_site *s = (struct pg_site *)pg_sites_get(id);
+
+	if (s)
+		__atomic_add_fetch(&s->created, 1, __ATOMIC_RELAXED);
+}
+
+static int same(const struct pg_site *s, const uintptr_t *frames, unsigned depth)
+{
+	return s->depth == depth && !memcmp(s->frames, frames, depth * sizeof(*frames));
+}
+
+/* Caller holds the lock. 64-bit hashes of different stacks may collide:
+ * such stacks are kept apart by probing the next hash values; *h is left at
+ * the hash of the match, or at the first free one. */
+static struct pg_site *find(const uintptr_t *frames, unsigned depth, uint64_t *h)
+{
+	struct pg_site *s;
+
+	for (;; (*h)++) {
+		HASH_FIND(hh, table, h, sizeof(*h), s);
+		if (!s || same(s, frames, depth))
+			return s;
+	}
+}
+
+/* Caller holds the lock: a new site, published under its id. */
+static struct pg_site *add(const uintptr_t *frames, unsigned depth, uint64_t h)
+{
+	uint32_t id = count + 1, ci = (id - 1) / PG_SITES_CHUNK;
+	struct pg_site *s;
+
+	if (ci >= PG_SITES_CHUNKS)
+		return NULL;
+	if (!by_id[ci]) {
+		struct pg_site **chunk = pg_arena_calloc(PG_SITES_CHUNK * sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		__atomic_store_n(&by_id[ci], chunk, __ATOMIC_RELEASE);
+	}
+	s = pg_arena_alloc(sizeof(*s) + depth * sizeof(*frames));
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->hash = h;
+	s->id = id;
+	s->depth = depth;
+	memcpy(s->frames, frames, depth * sizeof(*frames));
+	pg_hash_oom = 0;
+	HASH_ADD(hh, table, hash, sizeof(s->hash), s);
+	if (pg_hash_oom) {
+		pg_arena_free(s, sizeof(*s) + depth * sizeof(*frames));
+		return NULL;
+	}
+	__atomic_store_n(&by_id[ci][(id - 1) % PG_SITES_CHUNK], s, __ATOMIC_RELEASE);
+	__atomic_store_n(&count, id, __ATOMIC_RELEASE);
+	return s;
+}
+
+/* The last few sites this thread used: a loop that makes sockets from one
+ * place finds its site without the lock. */
+#define PG_SITES_CACHE 4
+struct pg_sites_cached {
+	uint64_t hash;
+	uint32_t gen, id;
+};
+static __thread struct pg_sites_cached cache[PG_SITES_CACHE]
+    __attribute__((tls_model("initial-exec")));
+static __thread unsigned cache_next __attribute__((tls_model("initial-exec")));
+
+uint32_t pg_sites_intern(const uintptr_t *frames, unsigned depth)
+{
+	uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+	uint64_t h, h0;
+	struct pg_site *s;
+
+	if (depth == 0)
+		return 0;
+	if (depth > PG_MAX_DEPTH)
+		depth = PG_MAX_DEPTH;
+	h0 = h = hash_frames(frames, depth);
+	for (int i = 0; i < PG_SITES_CACHE; i++) {
+		const struct pg_site *c;
+		if (cache[i].hash != h || cache[i].gen != gen)
+			continue;
+		c = pg_sites_get(cache[i].id);
+		if (c && same(c, frames, depth))
+			return c->id;
+	}
+	if (pg_lock_take(PG_LOCK_SITES, PG_LOCK_BOUND_MS) < 0)
+		return 0;
+	s = find(frames, depth, &h);
+	if (!s)
+		s = add(frames, depth, h);
+	pg_lock_give(PG_LOCK_SITES);
+	if (!s)
+		return 0;
+	cache[cache_next % PG_SITES_CACHE] = (struct pg_sites_cached){ h0, gen, s->id };
+	cache_next++;
+	return s->id;
+}
+
+void pg_sites_fork_child(void)
+{
+	for (uint32_t id = 1; id <= count; id++) {
+		struct pg_site *s = (struct pg_site *)pg_sites_get(id);
+		if (s)
+			s->created = 0;
+	}
+}
+
+void pg_sites_reset(void)
+{
+	struct pg_site *s, *tmp;
+
+	pg_lock_take(PG_LOCK_SITES, -1);
+	HASH_ITER(hh, table, s, tmp)
+	{
+		HASH_DEL(table, s);
+		pg_arena_free(s, sizeof(*s) + s->depth * sizeof(s->frames[0]));
+	}
+	for (int i = 0; i < PG_SITES_CHUNKS; i++)
+		if (by_id[i])
+			memset(by_id[i], 0, PG_SITES_CHUNK * sizeof(*by_id[i]));
+	__atomic_store_n(&count, 0, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&generation, 1, __ATOMIC_ACQ_REL);
+	pg_lock_give(PG_LOCK_SITES);
+}
