@@ -348,12 +348,13 @@ static inline double pgt_wait_lines(const char *path, int lines, double bound_s)
 static inline int pgt_adds_up(json_t *rep)
 {
 	long cr = pgt_int(rep, "totals.created"), in = pgt_int(rep, "totals.inherited"),
-	     un = pgt_int(rep, "totals.untracked"), cl = pgt_int(rep, "totals.closed"),
-	     cu = pgt_int(rep, "totals.closed_unseen"), op = pgt_int(rep, "totals.open");
+	     rc = pgt_int(rep, "totals.received"), un = pgt_int(rep, "totals.untracked"),
+	     cl = pgt_int(rep, "totals.closed"), cu = pgt_int(rep, "totals.closed_unseen"),
+	     op = pgt_int(rep, "totals.open");
 
-	if (cr < 0 || in < 0 || un < 0 || cl < 0 || cu < 0 || op < 0)
+	if (cr < 0 || in < 0 || rc < 0 || un < 0 || cl < 0 || cu < 0 || op < 0)
 		return 0;
-	return cr + in + un == cl + cu + op;
+	return cr + in + rc + un == cl + cu + op;
 }
 
 #endif
