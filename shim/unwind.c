@@ -899,7 +899,10 @@ struct pg_unwind_cached {
 		uintptr_t addr, val;
 	} read[PG_UNWIND_CACHED_READS];
 };
-static __thread struct pg_unwind_cached pg_unwind_mine[2]
+/* Enough for the call sites of a request loop (socket, accept, two
+ * closes...) taking turns. */
+#define PG_UNWIND_MINE 8
+static __thread struct pg_unwind_cached pg_unwind_mine[PG_UNWIND_MINE]
     __attribute__((tls_model("initial-exec")));
 static __thread int pg_unwind_busy __attribute__((tls_model("initial-exec")));
 static __thread int pg_unwind_victim __attribute__((tls_model("initial-exec")));
@@ -907,7 +910,7 @@ static __thread int pg_unwind_victim __attribute__((tls_model("initial-exec")));
 static int pg_unwind_from_cache(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp,
 				struct pg_unwind_trace *t)
 {
-	for (int e = 0; e < 2; e++) {
+	for (int e = 0; e < PG_UNWIND_MINE; e++) {
 		const struct pg_unwind_cached *c = &pg_unwind_mine[e];
 		int k;
 
@@ -931,7 +934,6 @@ static int pg_unwind_from_cache(uintptr_t *out, int max, uintptr_t sp, uintptr_t
 		t->tag = c->tag;
 		t->slot = e;
 		t->signal = 0;
-		pg_unwind_victim = 1 - e;
 		return c->n;
 	}
 	return -1;
@@ -939,7 +941,7 @@ static int pg_unwind_from_cache(uintptr_t *out, int max, uintptr_t sp, uintptr_t
 
 void pg_unwind_set_tag(const struct pg_unwind_trace *t, uint32_t tag)
 {
-	if (t->slot >= 0 && t->slot < 2 && pg_unwind_busy == 0)
+	if (t->slot >= 0 && t->slot < PG_UNWIND_MINE && pg_unwind_busy == 0)
 		pg_unwind_mine[t->slot].tag = tag;
 }
 
@@ -1079,7 +1081,7 @@ pg_unwind_walk(uintptr_t *out, int max, uintptr_t sp, uintptr_t fp, struct pg_un
 		memcpy(rec->out, out, (size_t)n * sizeof(*out));
 		rec->valid = 1;
 		t->slot = pg_unwind_victim;
-		pg_unwind_victim = 1 - pg_unwind_victim;
+		pg_unwind_victim = (pg_unwind_victim + 1) % PG_UNWIND_MINE;
 	}
 	pg_unwind_busy--;
 	return n;
