@@ -65,8 +65,10 @@ $(B)/libportguard.a: $(SHIM_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# -z now: every symbol bound at load, so a forked child does not bind (and
+# copy a page of the GOT) on its first call of each function.
 $(B)/libportguard.so: $(INTER_OBJ) $(B)/libportguard.a
-	$(CC) $(CFLAGS) $(SHIM_LTO) -fPIC -fvisibility=hidden -fexceptions -shared -Wl,-z,defs -Wl,--exclude-libs,ALL -o $@ \
+	$(CC) $(CFLAGS) $(SHIM_LTO) -fPIC -fvisibility=hidden -fexceptions -shared -Wl,-z,defs -Wl,-z,now -Wl,--exclude-libs,ALL -o $@ \
 	    $(INTER_OBJ) -Wl,--whole-archive $(B)/libportguard.a -Wl,--no-whole-archive $(SHIM_LIBS)
 
 $(B)/portguard: $(TOOL_OBJ)

@@ -26,6 +26,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static struct pg_config cfg;
 static int self_pid;
 static char exe[4096];
+static char argv0[4096]; /* as the user ran it, read at load (before any setproctitle) */
 static int depth; /* cfg.stack_depth, read on the hot path */
 static int exit_status_set, exit_status;
 /* A thread is ending the process (pg_core_exit_status). */
@@ -45,6 +46,22 @@ int pg_core_pid(void)
 const char *pg_core_exe(void)
 {
 	return exe;
+}
+
+const char *pg_core_argv0(void)
+{
+	return argv0;
+}
+
+/* The first string of /proc/self/cmdline (argv[0] as exec'd). */
+static void read_argv0(void)
+{
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	ssize_t n = fd >= 0 ? read(fd, argv0, sizeof(argv0) - 1) : -1;
+
+	if (fd >= 0)
+		pg_real.close(fd);
+	argv0[n > 0 ? n : 0] = 0;
 }
 
 int pg_core_exit_status_known(int *status)
@@ -154,6 +171,7 @@ static void do_init(void)
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
+	read_argv0();
 	if (cfg.stack_depth > 0)
 		pg_stack_init();
 	pg_reporter_init();

@@ -78,6 +78,8 @@ void pg_core_exit_status(int status);
 /* For the modules below: the options and the process's identity. */
 const struct pg_config *pg_core_config(void);
 int pg_core_pid(void);
+/* argv[0] as the program was run ("" when unknown). */
+const char *pg_core_argv0(void);
 const char *pg_core_exe(void);
 int pg_core_exit_status_known(int *status);
 

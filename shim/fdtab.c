@@ -60,6 +60,7 @@ struct pg_sock {
 	int32_t domain, type, protocol;
 	uint32_t pool, dest; /* the policy's (shim/enforce.c) */
 	uint32_t mark; /* the cut that counted it last */
+	uint32_t epoch; /* fork_epoch when it was made: older ones were inherited */
 	struct pg_desc d0; /* its first descriptor */
 };
 
@@ -77,6 +78,10 @@ static struct pg_shard shards[PG_SHARDS];
 static uint64_t lost;
 static size_t bytes;
 static uint32_t cut_epoch;
+/* Bumped in each fork child: a socket recorded before is inherited. The
+ * child so writes nothing into the records it shares with its parent (each
+ * page written would be copied: a forking server pays it per connection). */
+static uint32_t fork_epoch;
 
 const char *pg_via_name(int via)
 {
@@ -341,6 +346,7 @@ PG_HOT int pg_fdtab_add(int fd, const struct pg_sock_facts *f, struct pg_fdtab_g
 	s->d0.fd = fd;
 	s->d0.site = 0;
 	s->d0.via = (uint8_t)f->via;
+	s->epoch = fork_epoch;
 	set_gs(&s->d0, GS_WITH(s->d0.gs, PG_DESC_LIVE));
 	displace(sh, p, gone);
 	*p = (uint64_t)(uintptr_t)&s->d0;
@@ -721,7 +727,8 @@ void pg_fdtab_cut(struct pg_snap *buf, size_t cap, struct pg_cut *cut)
 				.domain = s->domain,
 				.type = s->type,
 				.protocol = s->protocol,
-				.flags = s->flags,
+				.flags =
+				    s->flags | (s->epoch != fork_epoch ? PG_SOCK_INHERITED : 0),
 			};
 		}
 	}
@@ -799,52 +806,64 @@ void pg_fdtab_learn_inode(const struct pg_snap *s, uint64_t inode)
 
 int pg_fdtab_tracked(int fd)
 {
-	uint64_t *p = slot(fd, 0);
-	uint64_t w = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+	uint64_t *p, w;
 
+	/* helgrind cannot read the atomic load: under it, with the lock. */
+	if (PG_UNLIKELY(pg_lock_hg) && lock_fd(fd) == 0) {
+		p = slot(fd, 0);
+		w = p ? *p : 0;
+		unlock_fd(fd);
+		return w && !(w & 1);
+	}
+	p = slot(fd, 0);
+	w = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
 	return w && !(w & 1);
 }
 
 void pg_fdtab_fork_child(void)
 {
 	int top = max_chunk;
-	uint64_t socks = 0;
+	struct pg_counts sum = { 0 };
 
-	/* Twice over the slots: the descriptors the table names are the
-	 * child's (one that another thread of the parent was closing at the
-	 * fork may be open here: it counts, and reconciliation will tell). */
-	for (int i = 0; i < PG_SHARDS; i++)
-		shards[i].live = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		for (int ci = 0; ci <= top; ci++) {
-			uint64_t *c = chunks[ci];
-			if (!c)
+	/* The sockets open now: what the counts say (they add up), read, not
+	 * recounted record by record. */
+	for (int i = 0; i < PG_SHARDS; i++) {
+		const struct pg_counts *n = &shards[i].n;
+		sum.created += n->created + n->inherited + n->received;
+		sum.closed += n->closed + n->closed_unseen;
+	}
+	fork_epoch++;
+	/* The slots are read; written only where the parent's closes left a
+	 * tombstone (not the child's to report as a double close) and where a
+	 * close was under way in a thread the child lacks. Descriptor counts
+	 * of sockets are the parent's, right at the fork (every lock held). */
+	for (int ci = 0; ci <= top; ci++) {
+		uint64_t *c = chunks[ci];
+		if (!c)
+			continue;
+		for (int i = 0; i < PG_CHUNK; i++) {
+			struct pg_desc *d;
+			uint32_t gs;
+			if (!c[i])
 				continue;
-			for (int i = 0; i < PG_CHUNK; i++) {
-				struct pg_desc *d;
-				if (c[i] & 1)
-					c[i] = 0; /* the parent's closes */
-				if (!c[i])
-					continue;
-				d = (struct pg_desc *)(uintptr_t)c[i];
-				/* A close under way in a thread the child lacks. */
-				set_gs(d, GS_WITH(d->gs, PG_DESC_LIVE));
-				if (pass == 0) {
-					d->sock->nfds = 0;
-					continue;
-				}
-				shards[(unsigned)d->fd % PG_SHARDS].live++;
-				d->sock->flags |= PG_SOCK_INHERITED;
-				if (d->sock->nfds++ == 0)
-					socks++;
+			if (c[i] & 1) {
+				c[i] = 0;
+				continue;
 			}
+			d = (struct pg_desc *)(uintptr_t)c[i];
+			gs = get_gs(d);
+			if (GS_STATE(gs) != PG_DESC_LIVE)
+				set_gs(d, GS_WITH(gs, PG_DESC_LIVE));
 		}
 	}
 	for (int i = 0; i < PG_SHARDS; i++) {
-		memset(&shards[i].n, 0, sizeof(shards[i].n));
-		shards[i].dcs = NULL;
+		if (shards[i].n.created | shards[i].n.inherited | shards[i].n.received |
+		    shards[i].n.closed | shards[i].n.closed_unseen | shards[i].n.double_closes)
+			memset(&shards[i].n, 0, sizeof(shards[i].n));
+		if (shards[i].dcs)
+			shards[i].dcs = NULL;
 	}
-	shards[0].n.inherited = socks;
+	shards[0].n.inherited = sum.created - sum.closed;
 }
 
 void pg_fdtab_reset(void)

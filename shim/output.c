@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,10 @@
 void pg_output_remember_std(struct pg_output *d)
 {
 	struct stat st;
+	const char *tmp = getenv("TMPDIR");
+
+	/* Read now: a daemon may rewrite its environment later. */
+	snprintf(d->tmpdir, sizeof(d->tmpdir), "%s", tmp && tmp[0] == '/' ? tmp : "/tmp");
 
 	for (int fd = 1; fd <= 2; fd++) {
 		d->std_ok[fd] = fstat(fd, &st) == 0;
@@ -105,6 +110,51 @@ static int append_file(const char *name, const char **why)
 	return fd;
 }
 
+/* A report that cannot go where it was asked to goes to
+ * $TMPDIR/portguard.PID (SPEC section 4), created as report files are; one
+ * line names it, on stderr if stderr is still the program's. */
+static int fallback(struct pg_output *d, int pid, const char *what, const char *why)
+{
+	char base[sizeof(d->chosen)];
+	const char *why2 = NULL;
+	int fd;
+
+	if (d->fallback[0]) {
+		fd = append_file(d->fallback, &why2);
+		if (fd >= 0) {
+			d->file = 1;
+			return fd;
+		}
+	}
+	snprintf(base, sizeof(base), "%s/portguard.%d", d->tmpdir, pid);
+	fd = create_file(d, base, &why2);
+	if (fd >= 0) {
+		snprintf(d->fallback, sizeof(d->fallback), "%s", d->chosen);
+		d->chosen[0] = 0;
+		d->file = 1;
+		if (!d->warned) {
+			d->warned = 1;
+			pg_warn("%s: %s; reports go to %s", what, why, d->fallback);
+		}
+		return fd;
+	}
+	if (!d->warned) {
+		d->warned = 1;
+		pg_warn("%s: %s, and %s: %s; no report written", what, why, base, why2);
+	}
+	return -1;
+}
+
+static void new_process(struct pg_output *d, int pid)
+{
+	if (d->pid != pid) {
+		d->pid = pid;
+		d->chosen[0] = 0;
+		d->fallback[0] = 0;
+		d->warned = 0;
+	}
+}
+
 int pg_output_open(struct pg_output *d, const struct pg_config *c, int pid)
 {
 	char base[sizeof(d->chosen)];
@@ -112,14 +162,14 @@ int pg_output_open(struct pg_output *d, const struct pg_config *c, int pid)
 	int fd;
 
 	d->file = 0;
-	if (c->dest == PG_DEST_STDOUT)
-		return std_fd(d, 1);
-	if (c->dest == PG_DEST_STDERR)
-		return std_fd(d, 2);
-	if (d->pid != pid) {
-		d->pid = pid;
-		d->chosen[0] = 0;
-		d->warned = 0;
+	new_process(d, pid);
+	if (c->dest == PG_DEST_STDOUT || c->dest == PG_DEST_STDERR) {
+		int which = c->dest == PG_DEST_STDOUT ? 1 : 2;
+		fd = std_fd(d, which);
+		if (fd >= 0)
+			return fd;
+		return fallback(d, pid, which == 1 ? "stdout" : "stderr",
+				"no longer the stream it was at start");
 	}
 	if (d->chosen[0]) {
 		fd = append_file(d->chosen, &why);
@@ -137,11 +187,11 @@ int pg_output_open(struct pg_output *d, const struct pg_config *c, int pid)
 			return fd;
 		}
 	}
-	if (!d->warned) {
-		d->warned = 1;
-		pg_warn("log_path: cannot write %s: %s; reporting to stderr", base, why);
+	{
+		char what[sizeof(base) + 32];
+		snprintf(what, sizeof(what), "log_path: cannot write %s", base);
+		return fallback(d, pid, what, why);
 	}
-	return std_fd(d, 2);
 }
 
 void pg_output_close(struct pg_output *d, int fd)

@@ -17,16 +17,19 @@ struct pg_output {
 	ino_t std_ino[3];
 	int pid; /* the process the chosen file belongs to */
 	char chosen[PATH_MAX + 32]; /* report file of this process, once created */
+	char fallback[PATH_MAX + 32]; /* $TMPDIR/portguard.PID, once used */
+	char tmpdir[PATH_MAX]; /* $TMPDIR at load, or /tmp */
 	int warned; /* one warning per process for an unusable path */
 	int file; /* the last pg_output_open gave a file of ours */
 };
 
 void pg_output_remember_std(struct pg_output *d);
 
-/* Opens the output for one report. Returns a descriptor, or -1 when the
- * report must be dropped (the stream is no longer what it was). Give it
- * back with pg_output_close. A path that cannot be used is warned about
- * once and the report goes to stderr. */
+/* Opens the output for one report. Returns a descriptor, or -1 when even
+ * the fallback file cannot be had. Give it back with pg_output_close. A
+ * stream that is no longer what it was at start, or a log_path that cannot
+ * be written, sends the report to $TMPDIR/portguard.PID, and one line
+ * (once a process) names it on stderr, if stderr is still the program's. */
 int pg_output_open(struct pg_output *d, const struct pg_config *c, int pid);
 void pg_output_close(struct pg_output *d, int fd);
 

@@ -134,9 +134,72 @@ uint64_t pg_progfd_inode(int fd)
 	return sscanf(link, "socket:[%llu]", &ino) == 1 ? ino : 0;
 }
 
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static int cmp_fd(const void *a, const void *b)
+{
+	return ((const struct pg_progfd_sock *)a)->fd - ((const struct pg_progfd_sock *)b)->fd;
+}
+
+long pg_progfd_sockets(struct pg_progfd_sock *out, size_t cap)
+{
+	char buf[8192], link[64];
+	long total = 0, n;
+	int sorted = 1, last = -1;
+	int dfd = open(own_table || fd_dir[0] ? fd_dir : "/proc/self/fd/",
+		       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -1;
+	while ((n = pg_raw_syscall(SYS_getdents64, dfd, (long)buf, sizeof(buf), 0, 0, 0)) > 0) {
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *e = (struct linux_dirent64 *)(buf + off);
+			unsigned long long ino;
+			ssize_t l;
+			char *end;
+			long fd;
+			off += e->d_reclen;
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			fd = strtol(e->d_name, &end, 10);
+			if (*end || (fd == dfd && !own_table))
+				continue;
+			l = readlinkat(dfd, e->d_name, link, sizeof(link) - 1);
+			if (l <= 0)
+				continue;
+			link[l] = 0;
+			if (sscanf(link, "socket:[%llu]", &ino) != 1)
+				continue;
+			if ((size_t)total < cap) {
+				out[total].fd = (int)fd;
+				out[total].inode = ino;
+				if ((int)fd < last)
+					sorted = 0;
+				last = (int)fd;
+			}
+			total++;
+		}
+	}
+	pg_real.close(dfd);
+	if (n < 0)
+		return -1;
+	if (!sorted)
+		qsort(out, (size_t)total < cap ? (size_t)total : cap, sizeof(*out), cmp_fd);
+	return total;
+}
+
 void pg_progfd_fork_child(void)
 {
-	/* The child runs no thread of ours yet, and shares its own table. */
+	/* The child runs no thread of ours yet, and shares its own table;
+	 * its /proc is its own pid's. */
 	own_table = 0;
 	pidfd = -1;
+	self = (int)pg_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	fd_dir[0] = 0;
 }

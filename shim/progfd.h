@@ -12,6 +12,7 @@
 #ifndef PG_PROGFD_H
 #define PG_PROGFD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* In the library's thread, first thing: the table of its own. Returns 1
@@ -28,6 +29,16 @@ int pg_progfd_get(int fd);
 void pg_progfd_put(int here);
 /* The socket inode behind the program's fd; 0: not open or no socket. */
 uint64_t pg_progfd_inode(int fd);
+
+/* Every socket among the program's descriptors, in descriptor order: one
+ * directory read and one readlinkat a descriptor (the cheapest way from a
+ * table of our own). Fills up to cap; returns how many there are, or -1
+ * when the directory cannot be read. After pg_progfd_begin. */
+struct pg_progfd_sock {
+	int fd;
+	uint64_t inode;
+};
+long pg_progfd_sockets(struct pg_progfd_sock *out, size_t cap);
 
 /* fork child: the thread and its table are the parent's. */
 void pg_progfd_fork_child(void);

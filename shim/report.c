@@ -73,6 +73,8 @@ struct ctx {
 	char *mem, *mem_end;
 	struct pg_snap *snap;
 	size_t nsnap;
+	struct pg_progfd_sock *kfd; /* the program's sockets, by fd (NULL: ask one by one) */
+	size_t nkfd;
 	struct rsock *socks;
 	size_t nsocks, cap_socks;
 	struct rsite *sites;
@@ -83,8 +85,9 @@ struct ctx {
 };
 
 #define PG_REPORT_FIXED ((size_t)128 << 10)
-#define PG_REPORT_PER \
-	(sizeof(struct pg_snap) + 2 * sizeof(struct rsock) + sizeof(struct rsite) + 2 * sizeof(int))
+#define PG_REPORT_PER                                                               \
+	(sizeof(struct pg_snap) + 2 * sizeof(struct rsock) + sizeof(struct rsite) + \
+	 2 * sizeof(int) + sizeof(struct pg_progfd_sock))
 
 size_t pg_report_mem_for(size_t n)
 {
@@ -151,9 +154,26 @@ static int cmp_rsite(const void *a, const void *b)
 
 /* The kernel's view of a descriptor of the cut: 1 if it stands (inode
  * learnt), 0 when it was dropped (gone, or another socket now). */
+static int cmp_kfd(const void *a, const void *b)
+{
+	return ((const struct pg_progfd_sock *)a)->fd - ((const struct pg_progfd_sock *)b)->fd;
+}
+
+/* The kernel's socket inode behind the program's fd: from the one scan of
+ * its descriptors, or asked one by one where that scan could not be had. */
+static uint64_t kernel_inode(const struct ctx *c, int fd)
+{
+	struct pg_progfd_sock key = { fd, 0 }, *hit;
+
+	if (!c->kfd)
+		return pg_progfd_inode(fd);
+	hit = bsearch(&key, c->kfd, c->nkfd, sizeof(key), cmp_kfd);
+	return hit ? hit->inode : 0;
+}
+
 static int reconcile(struct ctx *c, struct pg_snap *s)
 {
-	uint64_t ino = pg_progfd_inode(s->fd);
+	uint64_t ino = kernel_inode(c, s->fd);
 	int gone = 0, stale = !ino || (s->inode && s->inode != ino);
 
 	if (!stale && !s->inode && (s->domain >= 0 || s->type >= 0)) {
@@ -246,6 +266,17 @@ static int gather(struct ctx *c)
 	pg_fdtab_cut(c->snap, cap, &c->cut);
 	c->nsnap = c->cut.listed;
 	if (o->kernel) {
+		/* After the cut: a socket made since is not in it, and one
+		 * closed since is found gone only if the table still holds it. */
+		long nk;
+		c->kfd = carve(c, cap * sizeof(*c->kfd));
+		nk = c->kfd ? pg_progfd_sockets(c->kfd, cap) : -1;
+		if (nk < 0 || (size_t)nk > cap)
+			c->kfd = NULL; /* one by one, then */
+		else
+			c->nkfd = (size_t)nk;
+	}
+	if (o->kernel) {
 		for (size_t i = 0; i < c->nsnap; i++)
 			if (reconcile(c, &c->snap[i]))
 				c->snap[live++] = c->snap[i];
@@ -289,10 +320,15 @@ static int gather(struct ctx *c)
 	if (o->kernel) {
 		struct untracked_scan u = { c, known, c->nsnap, c->nsocks };
 		qsort(c->socks, c->nsocks, sizeof(*c->socks), cmp_rsock_inode);
-		for (int fd = 0; fd < size; fd++) {
-			uint64_t ino = pg_progfd_inode(fd);
-			if (ino)
-				on_scanned(fd, ino, &u);
+		if (c->kfd) {
+			for (size_t i = 0; i < c->nkfd; i++)
+				on_scanned(c->kfd[i].fd, c->kfd[i].inode, &u);
+		} else {
+			for (int fd = 0; fd < size; fd++) {
+				uint64_t ino = pg_progfd_inode(fd);
+				if (ino)
+					on_scanned(fd, ino, &u);
+			}
 		}
 	}
 	/* Sockets of the cut that did not fit (the memory set aside was too
@@ -566,13 +602,28 @@ static const char *reason_name(enum pg_reason r)
 	return r == PG_REASON_EXIT ? "exit" : r == PG_REASON_DUMP ? "dump" : "signal";
 }
 
+/* redis-server -> redis-check-rdb: the name the user ran is not the file. */
+static int argv0_differs(const struct pg_report_opts *o)
+{
+	const char *a, *e;
+
+	if (!o->argv0 || !o->argv0[0] || !o->exe)
+		return 0;
+	a = strrchr(o->argv0, '/');
+	e = strrchr(o->exe, '/');
+	return strcmp(a ? a + 1 : o->argv0, e ? e + 1 : o->exe) != 0;
+}
+
 static void write_text(struct ctx *c)
 {
 	const struct pg_report_opts *o = c->o;
 	const struct pg_counts *n = &c->cut.n;
 
-	pg_out_printf(&c->out, "==%d==portguard: %s report of %s\n\n", o->pid,
-		      reason_name(o->reason), o->exe ? o->exe : "?");
+	pg_out_printf(&c->out, "==%d==portguard: %s report of %s", o->pid, reason_name(o->reason),
+		      o->exe ? o->exe : "?");
+	if (argv0_differs(o))
+		pg_out_printf(&c->out, " (run as %s)", o->argv0);
+	pg_out_printf(&c->out, "\n\n");
 	for (size_t i = 0; i < c->nsites; i++)
 		text_site(c, &c->sites[i]);
 	for (int i = 0; i < PG_SHARDS; i++) {
@@ -714,6 +765,10 @@ static void write_json(struct ctx *c)
 
 	pg_out_printf(&c->out, "{\"portguard\": 1, \"pid\": %d, \"exe\": ", o->pid);
 	pg_out_json_str(&c->out, o->exe);
+	if (o->argv0 && o->argv0[0]) {
+		pg_out_printf(&c->out, ", \"argv0\": ");
+		pg_out_json_str(&c->out, o->argv0);
+	}
 	pg_out_printf(&c->out, ", \"reason\": \"%s\"", reason_name(o->reason));
 	pg_out_printf(
 	    &c->out,
@@ -786,7 +841,6 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 	c->o = o;
 	c->mem = (char *)(c + 1);
 	c->mem_end = mem + size;
-	pg_out_init(&c->out, o->fd);
 	rc = gather(c);
 	if (rc == 0) {
 		classify(c);
@@ -795,9 +849,19 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 	/* The counts of the cut, and what reconciliation dropped since. */
 	c->cut.n.closed_unseen += c->dropped_sockets;
 	if (rc == 0) {
-		int say = o->cfg->format == PG_FORMAT_JSON || !o->quiet_if_clean || c->leaked ||
-			  c->cut.n.double_closes || o->events;
+		/* Something to say: asked for (signal, dump); a leak, a double
+		 * close, a policy event; or, but for a text report to a stream,
+		 * sockets of its own (SPEC section 4: a process that only
+		 * inherited sockets and leaked none writes nothing). */
+		int matters = c->leaked || c->cut.n.double_closes || o->events;
+		int own = c->cut.n.created + c->cut.n.received > 0;
+		int say = o->reason != PG_REASON_EXIT || matters ||
+			  (own && !(o->quiet_if_clean && o->cfg->format != PG_FORMAT_JSON));
+		int fd = say ? (o->fd >= 0 || !o->open_fd ? o->fd : o->open_fd(o->open_arg)) : -1;
+		if (say && fd < 0 && o->open_fd)
+			say = 0; /* nowhere to write: the caller said why */
 		if (say) {
+			pg_out_init(&c->out, fd);
 			if (!c->sym)
 				c->sym = pg_sym_open(o->cfg->symbolize);
 			if (o->cfg->format == PG_FORMAT_JSON)

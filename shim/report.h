@@ -19,8 +19,11 @@ struct pg_report_opts {
 	enum pg_reason reason;
 	int pid;
 	const char *exe;
+	const char *argv0; /* may be NULL or "" */
 	int64_t now_ns;
-	int fd; /* where to write */
+	int fd; /* where to write; -1: ask open_fd, only when there is something to say */
+	int (*open_fd)(void *arg);
+	void *open_arg;
 	int quiet_if_clean; /* write nothing when nothing leaked and nothing else happened */
 	int kernel; /* 0: synthetic registry (benches): no reconciliation, no queries */
 	struct pg_suppress *supp; /* may be NULL */

@@ -30,11 +30,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,25 +184,119 @@ static void flush_events(void)
 		pg_sym_close(sym);
 }
 
+/* The output is opened only when the report has something to say: a
+ * process with nothing of its own leaves no file. */
+struct lazy_output {
+	const struct pg_config *cfg;
+	int fd;
+};
+
+static int open_output(void *arg)
+{
+	struct lazy_output *l = arg;
+
+	l->fd = pg_output_open(&output, l->cfg, pg_core_pid());
+	return l->fd;
+}
+
+static void write_report_to(enum pg_reason reason, struct pg_report_result *res,
+			    const struct pg_config *cfg, int fd);
+
 static void write_report(enum pg_reason reason, struct pg_report_result *res)
 {
-	const struct pg_config *cfg = pg_core_config();
+	write_report_to(reason, res, pg_core_config(), -1);
+}
+
+/* ---- portguard dump ----
+ *
+ * A request the library's thread polls for, once a second, costing one
+ * system call (an open that finds nothing): no signal, so nothing of the
+ * program's is interrupted, run or swallowed. `portguard dump` writes
+ * /tmp/portguard-dump.PID (through /proc/PID/root, so a private /tmp is
+ * reached too) holding "portguard-dump 1 NONCE FORMAT"; the thread writes
+ * the report to /tmp/portguard-dump.PID.NONCE.part (O_EXCL, O_NOFOLLOW,
+ * 0600) and renames it to .../portguard-dump.PID.NONCE when complete. The
+ * request is accepted only from a regular file of this process's user or
+ * root; a nonce is answered once (the tool removes the request: a process
+ * may not remove root's file from a sticky /tmp). */
+static char last_nonce[40];
+
+static int nonce_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 8 || n >= sizeof(last_nonce))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+static void check_dump_request(void)
+{
+	char path[96], buf[160], nonce[64], format[16], out[160], done[160];
+	struct pg_config cfg;
+	struct pg_report_result res;
+	struct stat st;
+	ssize_t n;
+	int fd, version;
+
+	snprintf(path, sizeof(path), "/tmp/portguard-dump.%d", pg_core_pid());
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_uid != geteuid() && st.st_uid != 0) || st.st_size >= (off_t)sizeof(buf)) {
+		pg_real.close(fd);
+		return;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	pg_real.close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	if (sscanf(buf, "portguard-dump %d %63s %15s", &version, nonce, format) != 3 ||
+	    version != 1 || !nonce_ok(nonce) || !strcmp(nonce, last_nonce))
+		return;
+	snprintf(last_nonce, sizeof(last_nonce), "%s", nonce);
+	snprintf(out, sizeof(out), "%s.%s.part", path, nonce);
+	snprintf(done, sizeof(done), "%s.%s", path, nonce);
+	fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	cfg = *pg_core_config();
+	cfg.format = !strcmp(format, "json") ? PG_FORMAT_JSON : PG_FORMAT_TEXT;
+	write_report_to(PG_REASON_DUMP, &res, &cfg, fd);
+	pg_real.close(fd);
+	if (rename(out, done) < 0)
+		unlink(out);
+}
+
+static void write_report_to(enum pg_reason reason, struct pg_report_result *res,
+			    const struct pg_config *cfg, int given_fd)
+{
 	struct pg_report_opts o;
-	int fd;
+	struct lazy_output lazy = { cfg, -1 };
 	int64_t t0 = pg_now_ns();
 
 	memset(&o, 0, sizeof(o));
 	memset(res, 0, sizeof(*res));
 	pg_alloc_no_fault++;
 	flush_events();
-	fd = pg_output_open(&output, cfg, pg_core_pid());
 	o.cfg = cfg;
 	o.reason = reason;
 	o.pid = pg_core_pid();
 	o.exe = pg_core_exe();
+	o.argv0 = pg_core_argv0();
 	o.now_ns = pg_now_coarse_ns();
-	o.fd = fd;
-	o.quiet_if_clean = reason == PG_REASON_EXIT && !output.file;
+	o.fd = given_fd;
+	if (given_fd < 0) {
+		o.open_fd = open_output;
+		o.open_arg = &lazy;
+	}
+	o.quiet_if_clean = reason == PG_REASON_EXIT && cfg->dest != PG_DEST_PATH;
 	o.kernel = 1;
 	o.supp = supp;
 	o.policy = 1;
@@ -211,7 +307,7 @@ static void write_report(enum pg_reason reason, struct pg_report_result *res)
 	o.mem = reserve;
 	o.mem_size = reserve_size;
 	pg_report_write(&o, res);
-	pg_output_close(&output, fd);
+	pg_output_close(&output, lazy.fd);
 	pg_alloc_no_fault--;
 	if (cfg->verbosity >= 2)
 		pg_warn("debug: %s report: %lu open, %lu leaked, %lu untracked; written in %.1f ms",
@@ -259,6 +355,7 @@ static void *thread_main(void *arg)
 		} else if ((req & PG_REQ_EVENTS) || pg_events_pending()) {
 			flush_events();
 		}
+		check_dump_request();
 		grow_reserve();
 	}
 	return NULL;
@@ -296,11 +393,7 @@ static int start_thread(void)
 
 void pg_reporter_start_if_safe(void)
 {
-	if (!pg_core_config()->report_signal && !pg_enforce_what) {
-		/* Nothing would ask it for anything before the exit. */
-		__atomic_store_n(&pg_reporter_settled, 1, __ATOMIC_RELEASE);
-		return;
-	}
+	/* Even with report_signal=0 and no policy: portguard dump asks it. */
 	if (pg_stack_in_signal_handler())
 		return;
 	if (start_thread())
@@ -337,7 +430,10 @@ void pg_reporter_exit(void)
 	cancel = pg_nocancel_begin();
 	flush_program_stdout();
 	memset(&res, 0, sizeof(res));
-	if (running || start_thread()) {
+	/* A process whose thread has not started (a forked child that made no
+	 * socket) writes its report here: starting a thread to say nothing
+	 * would cost a forking server more than its connection. */
+	if (__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
 		pg_signals_post(PG_REQ_EXIT);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 60;

@@ -36,16 +36,13 @@ LD_PRELOAD=$LIB PORTGUARD_OPTIONS="log_path=$T/slow format=json" \
 slow=$!
 started "$slow"
 wait_for "$T/slow.out" ready
-"$PG" dump "$slow" >/dev/null
-check "dump of a process under the library exits 0" $?
-wait_lines "$T/slow.$slow" 1
-cp "$T/slow.$slow" "$T/old.json"
+"$PG" dump --json "$slow" >"$T/old.json"
+check "dump --json of a process under the library exits 0" $?
 # The leak grows by one socket every 20 ms: wait until it has grown by 6.
 before_n=$(jq '.totals.open' "$T/old.json")
 wait_until 10 "the slow leak to grow" bash -c "[ \$(ls /proc/$slow/fd | wc -l) -gt $((before_n + 8)) ]"
-"$PG" dump "$slow" >/dev/null
-wait_lines "$T/slow.$slow" 2
-"$PG" report --json --diff "$T/old.json" "$T/slow.$slow" >"$T/diff.json"
+"$PG" dump --json "$slow" >"$T/new.json"
+"$PG" report --json --diff "$T/old.json" "$T/new.json" >"$T/diff.json"
 check "report --diff --json exits 0" $?
 before=$(jq '.sites[0].open_before' "$T/diff.json")
 after=$(jq '.sites[0].open_after' "$T/diff.json")
@@ -55,10 +52,10 @@ check "the growth between two dumps is found and adds up" \
 	"$([ "$grew" -gt 5 ] && [ $((after - before)) = "$grew" ]; echo $?)"
 check "the growing site is the slow leak's (frames in prog_lifecycle)" \
 	"$(jq -e '.sites[0].frames[0].module | endswith("prog_lifecycle")' "$T/diff.json" >/dev/null; echo $?)"
-"$PG" report --diff "$T/old.json" "$T/slow.$slow" >"$T/diff.txt"
+"$PG" report --diff "$T/old.json" "$T/new.json" >"$T/diff.txt"
 check "text --diff prints the growth" "$(grep -q "$grew" "$T/diff.txt"; echo $?)"
 
-"$PG" report --folded "$T/slow.$slow" >"$T/folded"
+"$PG" report --folded "$T/new.json" >"$T/folded"
 line=$(sort -t' ' -k2 -n "$T/folded" | tail -n1)
 echo "# folded: $line"
 count=${line##* }

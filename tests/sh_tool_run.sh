@@ -93,7 +93,10 @@ out=$("$PG" run --help); rc=$?
 # With the real library, when it is built: the report lands where -o says.
 if [ -e "$ROOT/build/libportguard.so" ]; then
 	mkdir -p "$T/rep"
-	clean "$PG" run --json -o "$T/rep/pg" -- "$ENVP" 7 >/dev/null; rc=$?
+	# A process writes a report only when it has something of its own
+	# to say: one socket, made and closed.
+	PY=$(python3 -c 'import sys; print(sys.executable)')
+	clean "$PG" run --json -o "$T/rep/pg" -- "$PY" -c 'import socket, sys; socket.socket().close(); sys.exit(7)' >/dev/null; rc=$?
 	check "under the library the status still passes through" 7 "$rc"
 	f=$(ls "$T"/rep/pg.* 2>/dev/null | head -n1)
 	if [ -n "$f" ] && grep -q '"reason": *"exit"' "$f"; then ok "the library wrote its JSON exit report to -o PATH.PID"

@@ -91,8 +91,7 @@ static void test_core_every_lock_held_elsewhere(void **state)
 	pg_core_close_begin(5, &op);
 	pg_core_close_end(&op, PG_CLOSED);
 	took = pgt_now() - t0;
-	print_message("every lock held by another thread: socket+close passed in %.3f s\n",
-		      took);
+	print_message("every lock held by another thread: socket+close passed in %.3f s\n", took);
 	/* The bound is PG_LOCK_BOUND_MS per lock waited for (the call site's,
 	 * the shard's): never for ever. */
 	assert_true(took < 10);

@@ -1,62 +1,55 @@
-/* portguard dump: ask a running process for a report now.
+/* portguard dump: a running process's report now, on our own stdout.
  *
- * The report signal's default action kills a process that has no handler for
- * it, so before sending anything we make sure, in /proc/PID, that the process
- * has loaded libportguard and catches (or blocks) the signal. A pidfd taken
- * first keeps a recycled pid from receiving the signal meant for the one we
- * checked. */
+ * No signal: the library's thread in the process polls, once a second, for
+ * a request file, /tmp/portguard-dump.PID in the process's own root (so a
+ * systemd PrivateTmp is reached through /proc/PID/root), and answers with
+ * the report in /tmp/portguard-dump.PID.NONCE, which we print and remove
+ * (shim/reporter.c). Nothing of the program's runs, is interrupted or is
+ * swallowed, whatever it does with its signals, its environment or its
+ * stderr. */
 #include "tools/cli.h"
 #include "tools/cmd.h"
-#include "common/names.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: portguard dump [-s SIGNAL] PID\n"
+    "usage: portguard dump [--json] [--timeout S] PID\n"
     "\n"
-    "Asks process PID, which must have loaded libportguard, for a report of\n"
-    "the sockets it has open now. The report goes where the process's\n"
-    "PORTGUARD_OPTIONS send it (log_path, stderr by default).\n"
+    "Prints the report of process PID, which must have loaded libportguard,\n"
+    "on standard output: the sockets it has open now, by call site. The\n"
+    "process's own reports (log_path, stderr) are not touched, and no signal\n"
+    "is sent: its handlers, its calls and its signals are its own.\n"
     "\n"
-    "  -s, --signal SIGNAL  the signal to send: USR1, USR2, RTMIN+3, a number;\n"
-    "                       default: the process's report_signal, else USR1\n"
-    "  -h, --help           this text\n"
+    "  --json          the report as one JSON object (reason \"dump\")\n"
+    "  --timeout S     wait at most S seconds for it (default 5)\n"
+    "  -h, --help      this text\n"
     "\n"
-    "Exit status: 0 the signal was sent; 1 no such process, not permitted, or\n"
-    "the process has not loaded libportguard or does not catch the signal\n"
-    "(it would be killed); 2 bad arguments.\n";
+    "Exit status: 0 the report was printed; 1 no such process, not permitted,\n"
+    "the process has not loaded libportguard or has no report to give yet, or\n"
+    "no report within the timeout; 2 bad arguments.\n";
 
 static const struct option longopts[] = {
-	{ "signal", required_argument, NULL, 's' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "timeout", required_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct pg_target {
 	long pid;
-	int pidfd; /* -1 when pidfd_open is unavailable */
 	char comm[64];
-	char log_path[256]; /* from its PORTGUARD_OPTIONS, "" when unknown */
-	int signal; /* its report_signal; -1 unknown, 0 none */
 };
-
-static int send_signal(struct pg_target *t, int sig)
-{
-	if (t->pidfd >= 0)
-		return (int)syscall(SYS_pidfd_send_signal, t->pidfd, sig, NULL, 0);
-	return kill((pid_t)t->pid, sig);
-}
 
 static void read_comm(struct pg_target *t)
 {
@@ -116,66 +109,6 @@ static int has_library(const struct pg_target *t)
 	return found;
 }
 
-/* Its PORTGUARD_OPTIONS as set at exec, split and read as the library reads
- * them (common/names.c): report_signal and log_path, the last occurrence
- * winning; a signal the library refuses leaves the value before it. */
-static void on_option(const char *key, const char *val, void *arg)
-{
-	struct pg_target *t = arg;
-	int sig;
-
-	if (strcmp(key, "report_signal") == 0) {
-		sig = pg_names_signal(val);
-		if (sig == 0 || (sig > 0 && !pg_names_signal_refused(sig)))
-			t->signal = sig;
-	} else if (strcmp(key, "log_path") == 0) {
-		snprintf(t->log_path, sizeof(t->log_path), "%s", val);
-	}
-}
-
-static void parse_options(struct pg_target *t, const char *s)
-{
-	const struct pg_names_opt_cb cb = { on_option, NULL, t };
-
-	pg_names_options(s, 4096, &cb);
-}
-
-static void read_options(struct pg_target *t)
-{
-	char path[64], *env = NULL, *p, *end;
-	size_t cap = 0, len = 0;
-	ssize_t n;
-	int fd;
-
-	t->signal = -1;
-	snprintf(path, sizeof(path), "/proc/%ld/environ", t->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 16384;
-			env = pg_cli_realloc(env, cap);
-		}
-		n = read(fd, env + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (!env)
-		return;
-	env[len] = '\0';
-	t->signal = SIGUSR1;
-	for (p = env, end = env + len; p < end; p += strlen(p) + 1)
-		if (strncmp(p, "PORTGUARD_OPTIONS=", 18) == 0)
-			parse_options(t, p + 18);
-	free(env);
-}
-
-/* Bit sig-1 of one of the "Sig*:" masks of /proc/PID/status; -1 unknown. */
 /* Whether the library's report thread (named "portguard") runs in the
  * process: it starts with the first socket, so a process that has made none
  * yet answers at its first socket or with its exit report. -1: cannot tell. */
@@ -208,36 +141,54 @@ static int has_report_thread(const struct pg_target *t)
 	return found;
 }
 
-static int status_mask_has(const struct pg_target *t, const char *key, int sig)
+static double now_s(void)
 {
-	char path[64], buf[4096], *p;
-	uint64_t mask;
+	struct timespec ts;
 
-	snprintf(path, sizeof(path), "/proc/%ld/status", t->pid);
-	if (pg_cli_read_small(path, buf, sizeof(buf)) <= 0)
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Copies the answer to stdout if it is a regular file of the process's
+ * user (not something put there by another). 0, or -1. */
+static int print_answer(const char *path, uid_t owner)
+{
+	char buf[65536];
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
 		return -1;
-	p = strstr(buf, key);
-	if (!p)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != owner) {
+		close(fd);
 		return -1;
-	mask = strtoull(p + strlen(key), NULL, 16);
-	return sig <= 64 ? (int)((mask >> (sig - 1)) & 1) : -1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	close(fd);
+	return fflush(stdout) == 0 ? 0 : -1;
 }
 
 int pg_cmd_dump(int argc, char **argv)
 {
-	struct pg_target t = { .pidfd = -1 };
-	char name[32];
-	int c, sig = 0, r, caught, blocked, ignored;
-	struct stat st;
-	char path[64];
+	struct pg_target t = { 0 };
+	double timeout = 5, t0;
+	int c, json = 0, r, fd, printed = -1;
+	unsigned char rnd[8];
+	char nonce[17], dir[64], req[128], tmp[160], ans[160], line[96];
+	struct stat st, proc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jt:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			sig = pg_names_signal(optarg);
-			if (sig <= 0)
-				return pg_cli_usage_error(usage, "'%s' is not a signal", optarg);
+		case 'j': json = 1; break;
+		case 't':
+			if (pg_cli_parse_double(optarg, 0.1, 3600, &timeout))
+				return pg_cli_usage_error(
+				    usage, "--timeout: '%s' is not a number of seconds (0.1-3600)",
+				    optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case ':':
@@ -248,17 +199,11 @@ int pg_cmd_dump(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return pg_cli_usage_error(usage, optind == argc ? "no PID given" : "one PID only");
-	/* 0 and negative numbers would signal whole process groups. */
 	if (pg_cli_parse_long(argv[optind], 1, INT32_MAX, &t.pid))
 		return pg_cli_usage_error(usage, "'%s' is not a process id", argv[optind]);
 
-	t.pidfd = (int)syscall(SYS_pidfd_open, (pid_t)t.pid, 0);
-	if (t.pidfd < 0 && errno == ESRCH) {
-		pg_cli_warn("no process with pid %ld", t.pid);
-		return 1;
-	}
-	snprintf(path, sizeof(path), "/proc/%ld", t.pid);
-	if (stat(path, &st) < 0) {
+	snprintf(dir, sizeof(dir), "/proc/%ld", t.pid);
+	if (stat(dir, &proc) < 0) {
 		pg_cli_warn("no process with pid %ld", t.pid);
 		return 1;
 	}
@@ -267,67 +212,70 @@ int pg_cmd_dump(int argc, char **argv)
 		pg_cli_warn("pid %ld (%s) has exited and is waiting for its parent", t.pid, t.comm);
 		return 1;
 	}
-	if (send_signal(&t, 0) < 0) {
-		pg_cli_warn("may not signal pid %ld (%s): %s", t.pid, t.comm,
-			    errno == ESRCH ? "it has exited" : strerror(errno));
-		return 1;
-	}
 	r = has_library(&t);
 	if (r < 0) {
-		pg_cli_warn("cannot read /proc/%ld/maps (%s) to check that pid %ld (%s) has loaded "
-			    "libportguard; not signalling it",
-			    t.pid, strerror(-r), t.pid, t.comm);
+		pg_cli_warn("may not ask pid %ld (%s): cannot read /proc/%ld/maps: %s", t.pid,
+			    t.comm, t.pid, strerror(-r));
 		return 1;
 	}
 	if (r == 0) {
-		pg_cli_warn("pid %ld (%s) has not loaded libportguard; not signalling it "
-			    "(the signal would kill it)",
+		pg_cli_warn("pid %ld (%s) has not loaded libportguard", t.pid, t.comm);
+		return 1;
+	}
+	if (has_report_thread(&t) == 0) {
+		pg_cli_warn("pid %ld (%s) has not created a socket yet: the library's thread, "
+			    "which answers, starts with the first one",
 			    t.pid, t.comm);
 		return 1;
 	}
-
-	read_options(&t);
-	if (!sig) {
-		if (t.signal == 0) {
-			pg_cli_warn("pid %ld (%s) runs with report_signal=0: it makes no report "
-				    "on a signal",
-				    t.pid, t.comm);
-			return 1;
+	/* The process's /tmp, as it sees it. */
+	snprintf(dir, sizeof(dir), "/proc/%ld/root/tmp", t.pid);
+	if (stat(dir, &st) < 0 || access(dir, W_OK) < 0) {
+		pg_cli_warn("may not ask pid %ld (%s): %s: %s", t.pid, t.comm, dir,
+			    strerror(errno));
+		return 1;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		uint64_t x = (uint64_t)now_s() * 1000003u ^ (uint64_t)getpid();
+		memcpy(rnd, &x, sizeof(rnd));
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(req, sizeof(req), "%s/portguard-dump.%ld", dir, t.pid);
+	snprintf(tmp, sizeof(tmp), "%s.%s.req", req, nonce);
+	snprintf(ans, sizeof(ans), "%s.%s", req, nonce);
+	snprintf(line, sizeof(line), "portguard-dump 1 %s %s\n", nonce, json ? "json" : "text");
+	/* Written whole, then renamed into place: never read half-written.
+	 * Readable by the process's user (a root dump of another user's). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line) || close(fd) < 0 ||
+	    rename(tmp, req) < 0) {
+		pg_cli_warn("may not ask pid %ld (%s): %s: %s", t.pid, t.comm, req,
+			    strerror(errno));
+		unlink(tmp);
+		return 1;
+	}
+	t0 = now_s();
+	while (now_s() - t0 < timeout) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		if (access(ans, F_OK) == 0) {
+			printed = print_answer(ans, proc.st_uid);
+			break;
 		}
-		sig = t.signal > 0 ? t.signal : SIGUSR1;
+		if (stat(dir, &st) < 0)
+			break; /* it has exited */
+		nanosleep(&ts, NULL);
 	}
-	pg_names_signal_format(sig, name, sizeof(name));
-	ignored = status_mask_has(&t, "SigIgn:", sig);
-	caught = status_mask_has(&t, "SigCgt:", sig);
-	blocked = status_mask_has(&t, "SigBlk:", sig);
-	if (ignored == 1) {
-		pg_cli_warn("pid %ld (%s) ignores SIG%s: it would make no report", t.pid, t.comm,
-			    name);
-		return 1;
-	}
-	/* Neither caught nor blocked: the default action (death, for USR1 and
-	 * the real-time signals) is what the signal would do. */
-	if (caught == 0 && blocked == 0) {
-		pg_cli_warn("pid %ld (%s) does not catch SIG%s (its report_signal is another?); "
-			    "not signalling it, the signal would kill it",
-			    t.pid, t.comm, name);
-		return 1;
-	}
-	if (send_signal(&t, sig) < 0) {
-		pg_cli_warn("cannot signal pid %ld (%s): %s", t.pid, t.comm,
-			    errno == ESRCH ? "it has exited" : strerror(errno));
-		return 1;
-	}
-	if (t.log_path[0])
-		pg_cli_warn("sent SIG%s to pid %ld (%s); its reports go to log_path=%s", name,
-			    t.pid, t.comm, t.log_path);
+	unlink(req);
+	unlink(ans);
+	if (printed == 0)
+		return 0;
+	if (printed < 0 && access(dir, F_OK) == 0 && now_s() - t0 >= timeout)
+		pg_cli_warn("pid %ld (%s) gave no report within %.1f s", t.pid, t.comm, timeout);
+	else if (printed < 0 && access(dir, F_OK) < 0)
+		pg_cli_warn("pid %ld (%s) exited before it answered", t.pid, t.comm);
 	else
-		pg_cli_warn("sent SIG%s to pid %ld (%s)", name, t.pid, t.comm);
-	if (has_report_thread(&t) == 0)
-		pg_cli_warn("pid %ld has not created a socket yet, so it has no report thread: "
-			    "it will answer at its first socket, or with its exit report",
-			    t.pid);
-	if (t.pidfd >= 0)
-		close(t.pidfd);
-	return 0;
+		pg_cli_warn("pid %ld (%s): its answer %s is not a file of its own", t.pid, t.comm,
+			    ans);
+	return 1;
 }

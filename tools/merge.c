@@ -217,7 +217,7 @@ static int load_line(struct pg_merge *m, size_t file, const char *path, size_t l
 		add_inst(m, file, -(long long)lineno, -1, r, strcmp(reason, "exit") == 0);
 		return 0;
 	}
-	if (strcmp(reason, "exit") && strcmp(reason, "signal")) {
+	if (strcmp(reason, "exit") && strcmp(reason, "signal") && strcmp(reason, "dump")) {
 		bad(path, lineno, "unknown \"reason\": \"%s\"", reason);
 		json_decref(r);
 		return -1;
