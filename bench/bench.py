@@ -322,6 +322,38 @@ def run_threads(tmp, res):
     return n
 
 
+# ---- a forking server: a child per connection --------------------------------
+
+FORK_ROUNDS = 1 if QUICK else 5
+
+
+def run_forksrv(tmp, fk):
+    """Connections per second of bench/forksrv, bare and with the server
+    under the library, children clean and children that leak one socket.
+    The client runs bare; interleaved rounds."""
+    n = 100 if QUICK else 500
+    cases = [("bare", []), ("clean", ["-L", LIB]), ("leaky", ["-l", "-L", LIB]),
+             ("bare_leaky", ["-l"])]
+    print("  forksrv:", end="", flush=True)
+    for r in range(FORK_ROUNDS):
+        order = cases[r % len(cases):] + cases[:r % len(cases)]
+        for key, args in order:
+            argv = [os.path.join(BIN, "forksrv"), "-n", str(n)] + args
+            if "-L" in args:
+                argv += ["-O", "log_path=%s/forksrv" % tmp]
+            r_ = run(argv, base_env())
+            if r_.rc != 0:
+                fail("forksrv %s" % key, r_)
+                continue
+            try:
+                fk.setdefault(key, []).append(float(r_.kv()["per_sec"]))
+            except (KeyError, ValueError):
+                fail("forksrv %s: no figures" % key, r_)
+        print(" %d" % (r + 1), end="", flush=True)
+    print(flush=True)
+    fk["n"] = n
+
+
 # ---- memory and scale with real sockets ------------------------------------
 
 def run_scale(tmp, sc):
@@ -479,7 +511,7 @@ def print_table(rows):
 def main():
     t_start = time.monotonic()
     global LIB
-    for f in [BUILT_LIB] + [os.path.join(BIN, b) for b in ("pair", "loop", "udp", "scale", "sim")]:
+    for f in [BUILT_LIB] + [os.path.join(BIN, b) for b in ("pair", "loop", "udp", "scale", "sim", "forksrv")]:
         if not os.path.exists(f):
             print("bench: %s is missing: run `make bench` (it builds everything first)" % f,
                   file=sys.stderr)
@@ -586,6 +618,10 @@ def bench(tmp, t_start):
     print("  sim: 1,000,000 synthetic sockets ...", flush=True)
     run_sim(tmp, sim)
     sect_t["sim"] = time.monotonic() - t
+    t = time.monotonic()
+    fk = {}
+    run_forksrv(tmp, fk)
+    sect_t["forksrv"] = time.monotonic() - t
 
     rows, checks = [], []
 
@@ -765,6 +801,30 @@ def bench(tmp, t_start):
     else:
         rows.append(["sim", "did not run", "-", "-", "-", "-", "-", "", ""])
         checks.append(("report of 1,000,000 synthetic sockets", "-", "< 2 s", "NOT MEASURED"))
+
+    # The forking server.
+    sec = "forksrv (a child per connection, conns/s)"
+    if fk.get("bare") and fk.get("clean") and fk.get("leaky"):
+        b = med(fk["bare"])
+        bl = med(fk["bare_leaky"]) if fk.get("bare_leaky") else b
+        for key, label, base, target in (
+                ("bare", "bare, children exit clean", b, None),
+                ("bare_leaky", "bare, children leak one socket each", bl, None),
+                ("clean", "server under portguard, children exit clean", b, 0.95),
+                ("leaky", "server under portguard, children leak one (a report each)", bl, 0.85)):
+            v = fk.get(key)
+            if not v:
+                continue
+            ratio = med(v) / base
+            verdict = verdict_ge(ratio, target) if target else ""
+            rows.append([sec, label, "%d x %d" % (len(v), fk["n"]), "%s conns/s" % fmt_num(med(v)),
+                         "%s-%s" % (fmt_num(min(v)), fmt_num(max(v))), "%.3f" % ratio, "-", "-",
+                         (">= %.2f" % target) if target else "", verdict])
+            if target:
+                checks.append(("forking server, %s" % label, "%.3f of bare" % ratio,
+                               ">= %.2f" % target, verdict))
+    else:
+        rows.append([sec, "did not run", "-", "-", "-", "-", "-", "-", "", ""])
 
     print()
     print("unwinder in the library: %s" % unwinder_note(sc.get("mapped_libs")))

@@ -249,6 +249,7 @@ static void archive_reports(void)
 		memset(&o, 0, sizeof(o));
 		memset(&res, 0, sizeof(res));
 		o.cfg = &cfg;
+		o.symbolize = cfg.symbolize;
 		o.reason = PG_REASON_SIGNAL;
 		o.pid = (int)getpid();
 		o.exe = "scale";

@@ -112,6 +112,7 @@ static double report(int json, int fd, long *size)
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
 	o.cfg = &cfg;
+	o.symbolize = cfg.symbolize;
 	o.reason = PG_REASON_EXIT;
 	o.pid = (int)getpid();
 	o.exe = "sim";

@@ -152,7 +152,8 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 	} else if (!strcmp(k, "suppressions")) {
 		set_path(p, k, v, secure, c->suppressions, sizeof(c->suppressions));
 	} else if (!strcmp(k, "symbolize")) {
-		set_bool(p, k, v, &c->symbolize);
+		/* 2: file:line in a forked child's exit report too */
+		set_int(p, k, v, 0, 2, &c->symbolize);
 	} else if (!strcmp(k, "policy")) {
 		set_path(p, k, v, secure, c->policy, sizeof(c->policy));
 	} else if (!strcmp(k, "verbosity")) {

@@ -246,8 +246,17 @@ void pg_core_exit_status(int status)
 	exit_status_set = 1;
 }
 
+/* A child of fork that has not exec'd (exec loads the library anew). */
+static int forked;
+
+int pg_core_forked(void)
+{
+	return forked;
+}
+
 void pg_core_fork_child(void)
 {
+	forked = 1;
 	self_pid = getpid();
 	exiting = 0;
 	exit_status_set = 0;

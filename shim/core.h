@@ -80,6 +80,8 @@ const struct pg_config *pg_core_config(void);
 int pg_core_pid(void);
 /* argv[0] as the program was run ("" when unknown). */
 const char *pg_core_argv0(void);
+/* 1 in a child of fork (until it execs). */
+int pg_core_forked(void);
 const char *pg_core_exe(void);
 int pg_core_exit_status_known(int *status);
 

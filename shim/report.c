@@ -393,7 +393,7 @@ static void suppress(struct ctx *c)
 		if (!st->leaked || !st->site)
 			continue;
 		if (!c->sym)
-			c->sym = pg_sym_open(c->o->cfg->symbolize);
+			c->sym = pg_sym_open(c->o->symbolize);
 		for (uint32_t f = 0; f < st->site->depth; f++) {
 			int k = pg_sym_lookup(c->sym, st->site->frames[f], 1, sy, 8);
 			for (int j = 0; j < k && n < PG_ARRAY_LEN(fr); j++) {
@@ -863,7 +863,7 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 		if (say) {
 			pg_out_init(&c->out, fd);
 			if (!c->sym)
-				c->sym = pg_sym_open(o->cfg->symbolize);
+				c->sym = pg_sym_open(o->symbolize);
 			if (o->cfg->format == PG_FORMAT_JSON)
 				write_json(c);
 			else

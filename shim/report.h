@@ -16,6 +16,7 @@ struct pg_suppress;
 
 struct pg_report_opts {
 	const struct pg_config *cfg;
+	int symbolize; /* as cfg->symbolize: 0 names, else file:line */
 	enum pg_reason reason;
 	int pid;
 	const char *exe;

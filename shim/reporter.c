@@ -286,6 +286,14 @@ static void write_report_to(enum pg_reason reason, struct pg_report_result *res,
 	pg_alloc_no_fault++;
 	flush_events();
 	o.cfg = cfg;
+	/* The exit report of a forked child (a forking server's, one a
+	 * connection) names functions from the symbol tables: loading debug
+	 * information again in every child cost 65 ms each (libc's debug file
+	 * decompressed), more than the connection. symbolize=2: file:line
+	 * there too. Dumps, signal reports and the parent's have file:line. */
+	o.symbolize = cfg->symbolize == 1 && reason == PG_REASON_EXIT && pg_core_forked()
+			  ? 0
+			  : cfg->symbolize;
 	o.reason = reason;
 	o.pid = pg_core_pid();
 	o.exe = pg_core_exe();

@@ -32,6 +32,37 @@ check "one report file, the parent's ($files)" 1 "$n"
 python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).readline()); assert j["totals"]["created"]==1' "$T/fork/$files" &&
 	ok "and it is the one that created the socket" || notok "and it is the one that created the socket"
 
+# A forked child's exit report: its own descriptors (it closed the
+# inherited one behind the library's back), and names without file:line
+# (loading debug information in every child of a forking server costs more
+# than its connection); symbolize=2 gives file:line there too.
+child='
+import ctypes, os, socket, sys
+s = socket.socket()
+pid = os.fork()
+if pid == 0:
+    fd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM).detach()
+    ctypes.CDLL(None).syscall(3, s.detach())   # SYS_close, unseen
+    sys.exit(0)
+os.waitpid(pid, 0)
+s.close()
+print(pid)'
+for sym in 1 2; do
+	mkdir "$T/child$sym"
+	kid=$(LD_PRELOAD=$LIB PORTGUARD_OPTIONS="log_path=$T/child$sym/r format=json symbolize=$sym" "$PY" -c "$child")
+	python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1]).readline())
+t = j["totals"]
+assert (t["inherited"], t["closed_unseen"], t["created"], t["open"], t["leaked"]) == (1, 1, 1, 1, 1), t
+frames = [f for s in j["sites"] for f in s["frames"]]
+assert frames and any("function" in f for f in frames), frames[:3]
+files = [f for f in frames if "file" in f]
+assert (len(files) == 0) == (sys.argv[2] == "1"), (sys.argv[2], len(files))
+' "$T/child$sym/r.$kid" "$sym" && ok "symbolize=$sym: a forked child reports its own descriptors; file:line $([ $sym = 1 ] && echo "left out" || echo "given")" ||
+		notok "symbolize=$sym: a forked child's exit report"
+done
+
 leak='import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); fd = s.detach()'
 # stderr moved to a log file after start: the report goes to the fallback
 # file, not into the log, and no line (stderr is not the program's).

@@ -39,6 +39,7 @@ static char *report(int json, enum pg_reason reason, int quiet, struct pg_report
 	cfg.format = json ? PG_FORMAT_JSON : PG_FORMAT_TEXT;
 	memset(&o, 0, sizeof(o));
 	o.cfg = &cfg;
+	o.symbolize = cfg.symbolize;
 	o.reason = reason;
 	o.pid = 4242;
 	o.exe = "/usr/bin/app \"x\"";
