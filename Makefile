@@ -52,7 +52,8 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-dev \
                 curl python3 iproute2 jq util-linux \
                 clang libclang-rt-14-dev \
-                libunwind-dev valgrind strace
+                libunwind-dev valgrind strace \
+                nodejs memcached nginx-light postgresql postgresql-client
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)

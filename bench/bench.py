@@ -5,7 +5,8 @@ under the peers (valgrind memcheck and --tool=none with --track-fds=yes,
 strace -f), interleaved round by round (A B C ... A B C ...), and prints one
 table of medians, min-max and ratios to the bare program of the same run,
 with the targets of issue 3 and whether each is met. Then the unwinder
-comparison (build/bench/unwind) and, if present, bench/ports.sh.
+comparison (build/bench/unwind) and, if present, bench/ports.sh and
+bench/daemons.sh (real servers asked with portguard dump).
 
     bench/run                       (what `make bench` calls)
     PG_BENCH_ROUNDS=7 bench/run     rounds of the interleaved workloads
@@ -904,6 +905,15 @@ def bench(tmp, t_start):
         if r_.rc != 0:
             fail("ports.sh", r_)
         sect_t["ports"] = time.monotonic() - t
+    t = time.monotonic()
+    daemons = os.path.join(ROOT, "bench", "daemons.sh")
+    if os.path.exists(daemons):
+        print()
+        r_ = run(["bash", daemons], base_env(), timeout=900)
+        print(r_.out.rstrip())
+        if r_.rc != 0:
+            fail("daemons.sh", r_)
+        sect_t["daemons"] = time.monotonic() - t
 
     with open(BUILT_LIB, "rb") as f:
         if hashlib.sha256(f.read()).hexdigest()[:12] != LIB_DIGEST:
