@@ -49,6 +49,24 @@ static inline void pgt_rmdir(const char *d)
 		fprintf(stderr, "could not remove %s\n", d);
 }
 
+/* A temporary directory for a group of tests: the variable, and the group
+ * setup and teardown that make and remove it. */
+#define PGT_GROUP_DIR(var)                        \
+	static char *var;                         \
+	static int pgt_dir_setup(void **state)    \
+	{                                         \
+		(void)state;                      \
+		var = pgt_tmpdir();               \
+		return var ? 0 : -1;              \
+	}                                         \
+	static int pgt_dir_teardown(void **state) \
+	{                                         \
+		(void)state;                      \
+		pgt_rmdir(var);                   \
+		free(var);                        \
+		return 0;                         \
+	}
+
 static inline char *pgt_read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");

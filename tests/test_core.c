@@ -24,22 +24,12 @@
 #include <pthread.h>
 #include <signal.h>
 
-static char *dir;
+PGT_GROUP_DIR(dir)
 
 static int setup(void **state)
 {
-	(void)state;
-	dir = pgt_tmpdir();
 	pg_core_init_for_test("stack_depth=16 report_signal=0 report_at_exit=0");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	pgt_rmdir(dir);
-	free(dir);
-	return 0;
+	return pgt_dir_setup(state);
 }
 
 static int reset(void **state)
@@ -276,6 +266,27 @@ static int signal_until_reports(struct pgt_proc *p, const char *name, int want)
 	return sent;
 }
 
+/* Runs argv under the library until it says "ready", asks for reports
+ * until want signal reports are in dir/name.PID, then ends it (stdin
+ * closed) within bound_s: it must not hang and must exit 0. */
+static void run_signalled(struct pgt_proc *p, char *const argv[], const char *const env[],
+			  const char *name, int want, double bound_s)
+{
+	double ready;
+	int hung;
+
+	pgt_spawn(p, argv, env, 1);
+	ready = pgt_wait_output(p, "ready\n", 30);
+	print_message("%s: ready after %.2f s\n", argv[1], ready);
+	assert_true(ready >= 0);
+	signal_until_reports(p, name, want);
+	pgt_proc_finish(p, bound_s, &hung);
+	free(pgt_proc_err(p));
+	print_message("%s: %s", argv[1], p->buf);
+	assert_false(hung);
+	assert_int_equal(p->status, 0);
+}
+
 /* closefrom(3) in a loop, new sockets after it, while reports are written:
  * no report byte ever reaches the program's sockets, none of them is
  * closed under it, and a listener it closed accepts nothing. (Before:
@@ -286,23 +297,12 @@ static void test_core_closefrom_loop_while_reporting(void **state)
 	const char *env[] = { o, NULL };
 	char *argv[] = { (char *)pgt_path("build/tests/prog_core"), "closefrom", NULL };
 	struct pgt_proc p;
-	double ready;
-	int hung;
 	long rounds = -1, foreign = -1, closed = -1, accepted = -1;
 	const char *r;
 
 	(void)state;
 	opts(o, sizeof(o), "cf", "");
-	pgt_spawn(&p, argv, env, 1);
-	ready = pgt_wait_output(&p, "ready\n", 30);
-	print_message("closefrom: ready after %.2f s\n", ready);
-	assert_true(ready >= 0);
-	signal_until_reports(&p, "cf", 20);
-	pgt_proc_finish(&p, 60, &hung);
-	free(pgt_proc_err(&p));
-	print_message("closefrom: %s", p.buf);
-	assert_false(hung);
-	assert_int_equal(p.status, 0);
+	run_signalled(&p, argv, env, "cf", 20, 60);
 	r = strstr(p.buf, "rounds ");
 	assert_non_null(r);
 	assert_int_equal(sscanf(r, "rounds %ld foreign %ld closed %ld accepted %ld", &rounds,
@@ -386,18 +386,10 @@ static void test_core_reports_add_up_during_churn(void **state)
 	json_t *rep;
 	long churned = -1, forks = -1;
 	const char *c;
-	int hung;
 
 	(void)state;
 	opts(o, sizeof(o), "ch", "symbolize=0");
-	pgt_spawn(&p, argv, env, 1);
-	assert_true(pgt_wait_output(&p, "ready\n", 30) >= 0);
-	signal_until_reports(&p, "ch", 30);
-	pgt_proc_finish(&p, 120, &hung);
-	free(pgt_proc_err(&p));
-	print_message("churn: %s", p.buf);
-	assert_false(hung);
-	assert_int_equal(p.status, 0);
+	run_signalled(&p, argv, env, "ch", 30, 120);
 	c = strstr(p.buf, "churned ");
 	assert_non_null(c);
 	assert_int_equal(sscanf(c, "churned %ld forks %ld", &churned, &forks), 2);
@@ -426,5 +418,5 @@ int main(void)
 		cmocka_unit_test(test_core_reports_add_up_during_churn),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, pgt_dir_teardown);
 }

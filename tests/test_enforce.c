@@ -14,22 +14,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-static char *dir;
-
-static int setup(void **state)
-{
-	(void)state;
-	dir = pgt_tmpdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	pgt_rmdir(dir);
-	free(dir);
-	return 0;
-}
+PGT_GROUP_DIR(dir)
 
 static const char *write_policy(const char *name, const char *text)
 {
@@ -375,5 +360,5 @@ int main(void)
 		cmocka_unit_test(test_enforce_invalid_policy),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, pgt_dir_setup, pgt_dir_teardown);
 }

@@ -10,22 +10,7 @@
 
 #include "tests/pgtest.h"
 
-static char *dir;
-
-static int setup(void **state)
-{
-	(void)state;
-	dir = pgt_tmpdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	pgt_rmdir(dir);
-	free(dir);
-	return 0;
-}
+PGT_GROUP_DIR(dir)
 
 /* Runs one scenario with JSON reports in dir; returns its exit report. */
 static json_t *scenario(const char *name, struct pgt_run *r)
@@ -464,5 +449,5 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_python),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, pgt_dir_setup, pgt_dir_teardown);
 }
