@@ -141,6 +141,28 @@ static int has_report_thread(const struct pg_target *t)
 	return found;
 }
 
+/* The pid the process knows itself by (the last NSpid field: inside a
+ * container's pid namespace it differs from ours); its request file is
+ * named with it. */
+static long own_pid(const struct pg_target *t)
+{
+	char path[64], buf[4096], *p, *end;
+	long last = t->pid;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", t->pid);
+	if (pg_cli_read_small(path, buf, sizeof(buf)) <= 0 || !(p = strstr(buf, "\nNSpid:")))
+		return last;
+	p += 8;
+	for (;;) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		last = v;
+		p = end;
+	}
+	return last;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -241,7 +263,7 @@ int pg_cmd_dump(int argc, char **argv)
 	}
 	for (int i = 0; i < 8; i++)
 		snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(req, sizeof(req), "%s/portguard-dump.%ld", dir, t.pid);
+	snprintf(req, sizeof(req), "%s/portguard-dump.%ld", dir, own_pid(&t));
 	snprintf(tmp, sizeof(tmp), "%s.%s.req", req, nonce);
 	snprintf(ans, sizeof(ans), "%s.%s", req, nonce);
 	snprintf(line, sizeof(line), "portguard-dump 1 %s %s\n", nonce, json ? "json" : "text");
