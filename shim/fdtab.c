@@ -73,6 +73,10 @@ struct pg_shard {
 } __attribute__((aligned(64)));
 
 static uint64_t *chunks[PG_CHUNKS];
+/* Per chunk, one past the highest slot ever written: scans stop there, so
+ * pages of a chunk never used are never touched (each would cost a page
+ * fault in every forked child and in every report). */
+static int chunk_top[PG_CHUNKS];
 static int max_chunk = -1;
 static struct pg_shard shards[PG_SHARDS];
 static uint64_t lost;
@@ -135,6 +139,17 @@ static inline uint64_t *slot(int fd, int create)
 	if (__builtin_expect(c != NULL, 1))
 		return &c[fd & (PG_CHUNK - 1)];
 	return create ? slot_create(fd) : NULL;
+}
+
+/* fd's slot is about to be written (its shard's lock held). */
+static inline void note_top(int fd)
+{
+	int *t = &chunk_top[fd >> PG_CHUNK_BITS], i = (fd & (PG_CHUNK - 1)) + 1;
+	int m = __atomic_load_n(t, __ATOMIC_RELAXED);
+
+	while (i > m &&
+	       !__atomic_compare_exchange_n(t, &m, i, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 }
 
 static __attribute__((noinline)) uint64_t *slot_create(int fd)
@@ -328,6 +343,8 @@ PG_HOT int pg_fdtab_add(int fd, const struct pg_sock_facts *f, struct pg_fdtab_g
 	}
 	p = slot(fd, 1);
 	s = p ? alloc_sock(sh) : NULL;
+	if (s)
+		note_top(fd);
 	if (!s) {
 		unlock_fd(fd);
 		pg_fdtab_count_lost();
@@ -390,6 +407,8 @@ int pg_fdtab_dup(int oldfd, int newfd, uint32_t site, int via, struct pg_fdtab_g
 		goto undo;
 	p = slot(newfd, 1);
 	d = p ? alloc_desc(sh) : NULL;
+	if (d)
+		note_top(newfd);
 	if (!d) {
 		unlock_fd(newfd);
 		goto undo;
@@ -658,7 +677,8 @@ size_t pg_fdtab_fds_in(int lo, int hi, int *out, size_t max)
 		hi = top - 1;
 	for (int fd = lo; fd <= hi; fd++) {
 		uint64_t *c = __atomic_load_n(&chunks[fd >> PG_CHUNK_BITS], __ATOMIC_ACQUIRE), w;
-		if (!c) {
+		if (!c || (fd & (PG_CHUNK - 1)) >=
+			      __atomic_load_n(&chunk_top[fd >> PG_CHUNK_BITS], __ATOMIC_ACQUIRE)) {
 			fd |= PG_CHUNK - 1;
 			continue;
 		}
@@ -697,9 +717,10 @@ void pg_fdtab_cut(struct pg_snap *buf, size_t cap, struct pg_cut *cut)
 	top = __atomic_load_n(&max_chunk, __ATOMIC_ACQUIRE);
 	for (int ci = 0; ci <= top; ci++) {
 		const uint64_t *c = chunks[ci];
+		int n = __atomic_load_n(&chunk_top[ci], __ATOMIC_ACQUIRE);
 		if (!c)
 			continue;
-		for (int i = 0; i < PG_CHUNK; i++) {
+		for (int i = 0; i < n; i++) {
 			const struct pg_desc *d;
 			struct pg_sock *s;
 			if (!c[i] || (c[i] & 1))
@@ -743,6 +764,17 @@ void pg_fdtab_cut(struct pg_snap *buf, size_t cap, struct pg_cut *cut)
 		cut->dcs[i] = shards[i].dcs;
 	}
 	pg_lock_give_range(PG_LOCK_SHARD0, PG_LOCK_SHARD0 + PG_SHARDS - 1);
+}
+
+int pg_fdtab_nothing_own(void)
+{
+	uint64_t own = 0;
+
+	pg_lock_take_range(PG_LOCK_SHARD0, PG_LOCK_SHARD0 + PG_SHARDS - 1);
+	for (int i = 0; i < PG_SHARDS; i++)
+		own += shards[i].n.created + shards[i].n.received + shards[i].n.double_closes;
+	pg_lock_give_range(PG_LOCK_SHARD0, PG_LOCK_SHARD0 + PG_SHARDS - 1);
+	return own == 0;
 }
 
 /* Caller holds s->fd's lock: the descriptor of s, if the table still holds
@@ -839,9 +871,10 @@ void pg_fdtab_fork_child(void)
 	 * of sockets are the parent's, right at the fork (every lock held). */
 	for (int ci = 0; ci <= top; ci++) {
 		uint64_t *c = chunks[ci];
+		int n = chunk_top[ci];
 		if (!c)
 			continue;
-		for (int i = 0; i < PG_CHUNK; i++) {
+		for (int i = 0; i < n; i++) {
 			struct pg_desc *d;
 			uint32_t gs;
 			if (!c[i])
@@ -871,7 +904,8 @@ void pg_fdtab_reset(void)
 	pg_lock_take_range(PG_LOCK_SHARD0, PG_LOCK_SHARD0 + PG_SHARDS - 1);
 	for (int ci = 0; ci <= max_chunk; ci++)
 		if (chunks[ci])
-			memset(chunks[ci], 0, PG_CHUNK * sizeof(uint64_t));
+			memset(chunks[ci], 0, (size_t)chunk_top[ci] * sizeof(uint64_t));
+	memset(chunk_top, 0, sizeof(chunk_top));
 	for (int i = 0; i < PG_SHARDS; i++)
 		memset(&shards[i], 0, sizeof(shards[i]));
 	__atomic_store_n(&lost, 0, __ATOMIC_RELAXED);

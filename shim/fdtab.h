@@ -154,6 +154,9 @@ struct pg_cut {
 };
 /* Fills up to cap entries of buf, in descriptor order. */
 void pg_fdtab_cut(struct pg_snap *buf, size_t cap, struct pg_cut *cut);
+/* Whether this process (since its fork) has made or received no socket and
+ * closed none twice: then it cannot have leaked one. */
+int pg_fdtab_nothing_own(void);
 /* About how many descriptors are tracked now (for sizing memory). */
 size_t pg_fdtab_size_hint(void);
 

@@ -317,6 +317,34 @@ static void test_fdtab_fds_in_range(void **state)
 	assert_int_equal(pg_fdtab_fds_in(0, 1 << 29, out, 1), 3);
 }
 
+/* Scans stop at the highest slot a chunk ever had written: the last slot
+ * of a chunk, the first of the next, a dup far up, and a number written
+ * after a reset are all still found, by the cut and by a range. */
+static void test_fdtab_scans_reach_each_chunks_top(void **state)
+{
+	struct pg_fdtab_gone gone;
+	struct pg_cut c;
+	int out[8];
+
+	(void)state;
+	add(4095, 1, 0, 0);
+	add(4096, 2, 0, 0);
+	assert_int_equal(pg_fdtab_dup(4096, 12287, 0, PG_VIA_DUP, &gone), 0);
+	c = cut();
+	assert_int_equal(c.listed, 3);
+	assert_int_equal(snap[0].fd, 4095);
+	assert_int_equal(snap[1].fd, 4096);
+	assert_int_equal(snap[2].fd, 12287);
+	assert_int_equal(pg_fdtab_fds_in(0, 1 << 20, out, 8), 3);
+	assert_int_equal(out[2], 12287);
+	pg_fdtab_reset();
+	assert_int_equal(cut().listed, 0);
+	add(4000, 3, 0, 0);
+	c = cut();
+	assert_int_equal(c.listed, 1);
+	assert_int_equal(snap[0].fd, 4000);
+}
+
 static void test_fdtab_fork_child_inherits(void **state)
 {
 	struct pg_fdtab_close cl;
@@ -518,6 +546,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_fdtab_sites_are_deduplicated, reset),
 		cmocka_unit_test_setup(test_fdtab_add_and_close, reset),
+		cmocka_unit_test_setup(test_fdtab_scans_reach_each_chunks_top, reset),
 		cmocka_unit_test_setup(test_fdtab_dup_keeps_socket_open_until_last, reset),
 		cmocka_unit_test_setup(test_fdtab_reused_number_counts_closed_unseen, reset),
 		cmocka_unit_test_setup(test_fdtab_close_outcomes, reset),
