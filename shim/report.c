@@ -830,11 +830,22 @@ static void write_json(struct ctx *c)
 
 int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res)
 {
-	size_t size = o->mem ? o->mem_size : pg_report_mem_for(pg_fdtab_size_hint() * 5 / 4 + 64);
-	char *mem = o->mem ? o->mem : pg_arena_alloc(size);
-	struct ctx *c = (struct ctx *)(((uintptr_t)mem + 15) & ~(uintptr_t)15);
+	size_t size;
+	char *mem;
+	struct ctx *c;
 	int rc;
 
+	/* An exit report with nothing to say, known from the counts alone (a
+	 * forked child that only inherited its sockets): the kernel's table is
+	 * not scanned; nothing it holds could be a leak of this process's. */
+	if (o->reason == PG_REASON_EXIT && !o->events && pg_fdtab_nothing_own()) {
+		if (res)
+			memset(res, 0, sizeof(*res));
+		return 0;
+	}
+	size = o->mem ? o->mem_size : pg_report_mem_for(pg_fdtab_size_hint() * 5 / 4 + 64);
+	mem = o->mem ? o->mem : pg_arena_alloc(size);
+	c = (struct ctx *)(((uintptr_t)mem + 15) & ~(uintptr_t)15);
 	if (!mem || size < sizeof(*c) + 64)
 		return -ENOMEM;
 	memset(c, 0, sizeof(*c));
