@@ -37,6 +37,7 @@
 #include <stdio_ext.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,6 +338,9 @@ static void *thread_main(void *arg)
 	(void)arg;
 	pg_library_thread = 1;
 	pg_inside = 1;
+	/* Named for ps -L, by itself: pthread_setname_np from the creator
+	 * opens /proc/self/task/TID/comm, in the program's table. */
+	prctl(PR_SET_NAME, "portguard", 0, 0, 0);
 	/* Injected failures (PORTGUARD_FAULT_ALLOC) are the program's calls'. */
 	pg_alloc_no_fault = 1;
 	pg_nocancel_begin();
@@ -394,7 +398,6 @@ static int start_thread(void)
 		 * nothing resident until used. */
 		pthread_attr_setstacksize(&attr, 2 << 20);
 		if (pthread_create(&t, &attr, thread_main, NULL) == 0) {
-			pthread_setname_np(t, "portguard");
 			__atomic_store_n(&running, 1, __ATOMIC_RELEASE);
 		}
 		pthread_attr_destroy(&attr);
