@@ -66,6 +66,26 @@ void pg_out_puts(struct pg_out *o, const char *s)
 	pg_out_write(o, s, strlen(s));
 }
 
+void pg_out_ulong(struct pg_out *o, unsigned long v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10));
+	pg_out_write(o, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void pg_out_long(struct pg_out *o, long v)
+{
+	if (v < 0) {
+		pg_out_write(o, "-", 1);
+		pg_out_ulong(o, 0UL - (unsigned long)v);
+	} else {
+		pg_out_ulong(o, (unsigned long)v);
+	}
+}
+
 void pg_out_printf(struct pg_out *o, const char *fmt, ...)
 {
 	char tmp[1024];

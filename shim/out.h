@@ -20,6 +20,9 @@ void pg_out_init_buf(struct pg_out *o, char *buf, size_t size);
 void pg_out_end_buf(struct pg_out *o);
 void pg_out_write(struct pg_out *o, const char *s, size_t n);
 void pg_out_puts(struct pg_out *o, const char *s);
+/* Decimal numbers, without printf (a report writes several per socket). */
+void pg_out_ulong(struct pg_out *o, unsigned long v);
+void pg_out_long(struct pg_out *o, long v);
 void pg_out_printf(struct pg_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal, quotes included; NULL writes null. */
 void pg_out_json_str(struct pg_out *o, const char *s);

@@ -705,8 +705,11 @@ static void json_descriptors(struct ctx *c, const struct rsock *r)
 	pg_out_puts(&c->out, ", \"descriptors\": [");
 	for (size_t i = 0; i < r->ndesc; i++) {
 		const struct pg_snap *d = &c->snap[r->first_desc + i];
-		pg_out_printf(&c->out, "%s{\"fd\": %d, \"via\": \"%s\"", i ? ", " : "", d->fd,
-			      pg_via_name(d->via));
+		pg_out_puts(&c->out, i ? ", {\"fd\": " : "{\"fd\": ");
+		pg_out_long(&c->out, d->fd);
+		pg_out_puts(&c->out, ", \"via\": \"");
+		pg_out_puts(&c->out, pg_via_name(d->via));
+		pg_out_puts(&c->out, "\"");
 		if (d->desc_site) {
 			pg_out_puts(&c->out, ", \"frames\": ");
 			json_frames(c, d->desc_site);
@@ -716,21 +719,40 @@ static void json_descriptors(struct ctx *c, const struct rsock *r)
 	pg_out_puts(&c->out, "]");
 }
 
+/* , "key": "value" (value a name of ours: nothing to escape). */
+static void json_name(struct ctx *c, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	pg_out_puts(&c->out, ", \"");
+	pg_out_puts(&c->out, key);
+	pg_out_puts(&c->out, "\": \"");
+	pg_out_puts(&c->out, value);
+	pg_out_puts(&c->out, "\"");
+}
+
+static const char *json_bool(int v)
+{
+	return v ? "true" : "false";
+}
+
+/* Written without printf: a 20,000-socket report spent an eighth of its
+ * time formatting these. */
 static void json_socket(struct ctx *c, const struct rsock *r, int first)
 {
 	struct pg_sockinfo si;
-	const char *s;
 	long age = age_ms(c, r);
 
 	query(c, r, &si);
-	pg_out_printf(&c->out, "%s{\"fd\": %d, \"handles\": %d, \"inode\": %lu", first ? "" : ", ",
-		      r->fd, r->nfds, (unsigned long)r->inode);
-	if ((s = pg_sockinfo_family_name(si.domain)))
-		pg_out_printf(&c->out, ", \"family\": \"%s\"", s);
-	if ((s = pg_sockinfo_type_name(si.type)))
-		pg_out_printf(&c->out, ", \"type\": \"%s\"", s);
-	if ((s = pg_sockinfo_proto_name(si.domain, si.type, si.protocol)))
-		pg_out_printf(&c->out, ", \"protocol\": \"%s\"", s);
+	pg_out_puts(&c->out, first ? "{\"fd\": " : ", {\"fd\": ");
+	pg_out_long(&c->out, r->fd);
+	pg_out_puts(&c->out, ", \"handles\": ");
+	pg_out_long(&c->out, r->nfds);
+	pg_out_puts(&c->out, ", \"inode\": ");
+	pg_out_ulong(&c->out, (unsigned long)r->inode);
+	json_name(c, "family", pg_sockinfo_family_name(si.domain));
+	json_name(c, "type", pg_sockinfo_type_name(si.type));
+	json_name(c, "protocol", pg_sockinfo_proto_name(si.domain, si.type, si.protocol));
 	if (si.local[0]) {
 		pg_out_puts(&c->out, ", \"local\": ");
 		pg_out_json_str(&c->out, si.local);
@@ -739,19 +761,23 @@ static void json_socket(struct ctx *c, const struct rsock *r, int first)
 		pg_out_puts(&c->out, ", \"remote\": ");
 		pg_out_json_str(&c->out, si.remote);
 	}
-	if ((s = pg_sockinfo_tcp_state_name(si.tcp_state)))
-		pg_out_printf(&c->out, ", \"state\": \"%s\"", s);
-	pg_out_printf(
-	    &c->out, ", \"listening\": %s, \"inherited\": %s, \"untracked\": %s, \"leaked\": %s",
-	    si.listening || (r->flags & PG_SOCK_LISTENING) ? "true" : "false",
-	    r->cls == PG_INHERITED ? "true" : "false", r->cls == PG_UNTRACKED ? "true" : "false",
-	    r->cls == PG_LEAKED ? "true" : "false");
+	json_name(c, "state", pg_sockinfo_tcp_state_name(si.tcp_state));
+	pg_out_puts(&c->out, ", \"listening\": ");
+	pg_out_puts(&c->out, json_bool(si.listening || (r->flags & PG_SOCK_LISTENING)));
+	pg_out_puts(&c->out, ", \"inherited\": ");
+	pg_out_puts(&c->out, json_bool(r->cls == PG_INHERITED));
+	pg_out_puts(&c->out, ", \"untracked\": ");
+	pg_out_puts(&c->out, json_bool(r->cls == PG_UNTRACKED));
+	pg_out_puts(&c->out, ", \"leaked\": ");
+	pg_out_puts(&c->out, json_bool(r->cls == PG_LEAKED));
 	if (r->flags & PG_SOCK_RECEIVED)
 		pg_out_puts(&c->out, ", \"received\": true");
 	if (r->cls == PG_SUPPRESSED)
 		pg_out_puts(&c->out, ", \"suppressed\": true");
-	if (age >= 0)
-		pg_out_printf(&c->out, ", \"age_ms\": %ld", age);
+	if (age >= 0) {
+		pg_out_puts(&c->out, ", \"age_ms\": ");
+		pg_out_long(&c->out, age);
+	}
 	if (r->ndesc)
 		json_descriptors(c, r);
 	pg_out_puts(&c->out, "}");

@@ -29,6 +29,27 @@ uint64_t pg_sockinfo_inode(int fd)
 	return st.st_ino;
 }
 
+/* open host close ':' port into out, without printf (every socket of a
+ * report is formatted). */
+static void put_host_port(char *out, size_t size, const char *open, const char *host,
+			  const char *close, unsigned port)
+{
+	char num[8], *p = num + sizeof(num);
+	size_t n = 0;
+	const char *parts[4] = { open, host, close, ":" };
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + port % 10);
+	while ((port /= 10));
+	for (int i = 0; i < 5; i++) {
+		const char *s = i < 4 ? parts[i] : p;
+		while (*s && n + 1 < size)
+			out[n++] = *s++;
+	}
+	out[n < size ? n : size - 1] = 0;
+}
+
 static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -37,11 +58,11 @@ static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)ss;
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(out, size, "%s:%u", ip, ntohs(in->sin_port));
+		put_host_port(out, size, "", ip, "", ntohs(in->sin_port));
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)ss;
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+		put_host_port(out, size, "[", ip, "]", ntohs(in6->sin6_port));
 	} else if (ss->ss_family == AF_UNIX) {
 		const struct sockaddr_un *un = (const void *)ss;
 		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
