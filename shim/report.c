@@ -14,6 +14,7 @@
 #include "shim/fdtab.h"
 #include "shim/out.h"
 #include "shim/progfd.h"
+#include "shim/python.h"
 #include "shim/sites.h"
 #include "shim/sockinfo.h"
 #include "shim/suppress.h"
@@ -376,13 +377,65 @@ static void classify(struct ctx *c)
 	}
 }
 
+/* A frame as shown: a C frame (its address, and a name when the
+ * symbolizer has one; inlined frames are entries of their own) or a Python
+ * frame. */
+struct mframe {
+	uintptr_t addr;
+	int named;
+	struct pg_sym sym;
+	const struct pg_pyframe *py;
+};
+#define PG_MFRAMES (PG_MAX_DEPTH * 9)
+
+/* s's frames, innermost first, with its Python frames in place of the
+ * interpreter's evaluation loops: each _PyEval_EvalFrameDefault C frame
+ * stands for the Python frames it ran (up to its entry frame). C frames
+ * below the innermost Python frame stay (the socket module's); the
+ * interpreter's own C frames after it are left out, unless native_frames=1.
+ * Returns how many, at most max. */
+static size_t merged(struct ctx *c, const struct pg_site *s, struct mframe *out, size_t max)
+{
+	struct pg_sym sy[8];
+	size_t n = 0;
+	uint32_t pi = 0;
+	int native = c->o->cfg->native_frames, in_python = 0;
+
+	for (uint32_t i = 0; s && i < s->depth && n < max; i++) {
+		uintptr_t pc = s->frames[i];
+		int k;
+		if (s->npy && pg_python_is_eval(pc)) {
+			while (pi < s->npy && n < max) {
+				int entry = s->py[pi].entry;
+				out[n++] = (struct mframe){ .py = &s->py[pi++] };
+				if (entry)
+					break;
+			}
+			in_python = 1;
+			if (!native)
+				continue;
+		} else if (in_python && !native) {
+			continue;
+		}
+		k = c->sym ? pg_sym_lookup(c->sym, pc, 1, sy, 8) : 0;
+		if (k <= 0)
+			out[n++] = (struct mframe){ .addr = pc };
+		for (int j = 0; j < k && n < max; j++)
+			out[n++] = (struct mframe){ .addr = pc, .named = 1, .sym = sy[j] };
+	}
+	/* Python frames beyond the C frames kept (stack_depth). */
+	while (s && pi < s->npy && n < max)
+		out[n++] = (struct mframe){ .py = &s->py[pi++] };
+	return n;
+}
+
 /* Sites whose frames match a suppression: their leaks become suppressed.
  * Matching needs names, so the symbolizer is opened here when there are
  * suppressions at all. */
 static void suppress(struct ctx *c)
 {
-	struct pg_suppress_frame fr[PG_MAX_DEPTH * 4];
-	struct pg_sym sy[8];
+	static struct pg_suppress_frame fr[PG_MFRAMES];
+	static struct mframe mf[PG_MFRAMES];
 
 	if (!c->o->supp || !c->o->supp->n)
 		return;
@@ -394,14 +447,21 @@ static void suppress(struct ctx *c)
 			continue;
 		if (!c->sym)
 			c->sym = pg_sym_open(c->o->symbolize);
-		for (uint32_t f = 0; f < st->site->depth; f++) {
-			int k = pg_sym_lookup(c->sym, st->site->frames[f], 1, sy, 8);
-			for (int j = 0; j < k && n < PG_ARRAY_LEN(fr); j++) {
-				fr[n].function = sy[j].function;
-				fr[n].module = sy[j].module;
-				fr[n].file = sy[j].file;
-				n++;
+		/* The frames as the report shows them: Python functions and
+		 * files match too. */
+		for (size_t f = 0, m = merged(c, st->site, mf, PG_MFRAMES); f < m; f++) {
+			if (mf[f].py) {
+				fr[n].function = mf[f].py->function;
+				fr[n].module = NULL;
+				fr[n].file = mf[f].py->file;
+			} else if (mf[f].named) {
+				fr[n].function = mf[f].sym.function;
+				fr[n].module = mf[f].sym.module;
+				fr[n].file = mf[f].sym.file;
+			} else {
+				continue;
 			}
+			n++;
 		}
 		if (pg_suppress_match(c->o->supp, fr, n, st->leaked) < 0)
 			continue;
@@ -444,10 +504,15 @@ static int group(struct ctx *c)
 		struct rsock *r = &c->socks[i];
 		struct rsite *s = c->nsites ? &c->sites[c->nsites - 1] : NULL;
 		if (!s || s->group != r->group) {
+			/* Whole: the memory set aside is reused from report to
+			 * report, and a count left from the last one listed its
+			 * sockets again. */
 			s = &c->sites[c->nsites++];
-			s->group = r->group;
-			s->site = r->group == PG_NO_STACK ? NULL : pg_sites_get(r->group);
-			s->first = i;
+			*s = (struct rsite){ .group = r->group,
+					     .site = r->group == PG_NO_STACK
+							 ? NULL
+							 : pg_sites_get(r->group),
+					     .first = i };
 		}
 		s->n++;
 		if (r->cls == PG_LEAKED)
@@ -493,36 +558,44 @@ static int known_module(const struct pg_sym *sy)
 
 static void text_frames(struct ctx *c, uint32_t id, const char *indent)
 {
+	static struct mframe mf[PG_MFRAMES]; /* the report runs in one thread at a time */
 	const struct pg_site *s = id == PG_NO_STACK ? NULL : pg_sites_get(id);
-	struct pg_sym sy[8];
-	int k = 0;
+	size_t n;
 
-	if (!s || s->depth == 0) {
+	if (!s || s->depth + s->npy == 0) {
 		pg_out_printf(&c->out, "%s<no stack%s>\n", indent,
 			      id == 0 && c->o->cfg->stack_depth == 0 ? ": stack_depth=0" : "");
 		return;
 	}
-	for (uint32_t i = 0; i < s->depth; i++) {
-		int n = c->sym ? pg_sym_lookup(c->sym, s->frames[i], 1, sy, 8) : 0;
-		if (n <= 0) {
-			pg_out_printf(&c->out, "%s#%d 0x%lx\n", indent, k++,
-				      (unsigned long)s->frames[i]);
+	n = merged(c, s, mf, PG_MFRAMES);
+	for (size_t k = 0; k < n; k++) {
+		const struct mframe *f = &mf[k];
+		if (f->py) {
+			/* #3 in connect_backend svc/db.py:10 */
+			pg_out_printf(&c->out, "%s#%zu in %s", indent, k,
+				      f->py->function ? f->py->function : "?");
+			if (f->py->file)
+				pg_out_printf(&c->out, " %s", f->py->file);
+			if (f->py->file && f->py->line)
+				pg_out_printf(&c->out, ":%d", f->py->line);
+			pg_out_puts(&c->out, "\n");
 			continue;
 		}
-		for (int j = 0; j < n; j++) {
-			pg_out_printf(&c->out, "%s#%d 0x%lx", indent, k++,
-				      (unsigned long)s->frames[i]);
-			if (sy[j].function)
-				pg_out_printf(&c->out, " in %s", sy[j].function);
-			if (sy[j].file && sy[j].line)
-				pg_out_printf(&c->out, " %s:%d", sy[j].file, sy[j].line);
-			else if (known_module(&sy[j]))
-				pg_out_printf(&c->out, " (%s+0x%lx)", sy[j].module,
-					      (unsigned long)sy[j].offset);
-			else
-				pg_out_puts(&c->out, " (<unknown module>)");
+		pg_out_printf(&c->out, "%s#%zu 0x%lx", indent, k, (unsigned long)f->addr);
+		if (!f->named) {
 			pg_out_puts(&c->out, "\n");
+			continue;
 		}
+		if (f->sym.function)
+			pg_out_printf(&c->out, " in %s", f->sym.function);
+		if (f->sym.file && f->sym.line)
+			pg_out_printf(&c->out, " %s:%d", f->sym.file, f->sym.line);
+		else if (known_module(&f->sym))
+			pg_out_printf(&c->out, " (%s+0x%lx)", f->sym.module,
+				      (unsigned long)f->sym.offset);
+		else
+			pg_out_puts(&c->out, " (<unknown module>)");
+		pg_out_puts(&c->out, "\n");
 	}
 }
 
@@ -660,42 +733,51 @@ static void write_text(struct ctx *c)
 
 static void json_frames(struct ctx *c, uint32_t id)
 {
+	static struct mframe mf[PG_MFRAMES];
 	const struct pg_site *s = id == PG_NO_STACK ? NULL : pg_sites_get(id);
-	struct pg_sym sy[8];
-	int first = 1;
+	size_t n = s ? merged(c, s, mf, PG_MFRAMES) : 0;
 
 	pg_out_puts(&c->out, "[");
-	for (uint32_t i = 0; s && i < s->depth; i++) {
-		int n = c->sym ? pg_sym_lookup(c->sym, s->frames[i], 1, sy, 8) : 0;
-		if (n <= 0) {
-			pg_out_printf(&c->out, "%s{\"addr\": \"0x%lx\"}", first ? "" : ", ",
-				      (unsigned long)s->frames[i]);
-			first = 0;
+	for (size_t k = 0; k < n; k++) {
+		const struct mframe *f = &mf[k];
+		if (k)
+			pg_out_puts(&c->out, ", ");
+		if (f->py) {
+			pg_out_puts(&c->out, "{\"language\": \"python\"");
+			if (f->py->function) {
+				pg_out_puts(&c->out, ", \"function\": ");
+				pg_out_json_str(&c->out, f->py->function);
+			}
+			if (f->py->file) {
+				pg_out_puts(&c->out, ", \"file\": ");
+				pg_out_json_str(&c->out, f->py->file);
+			}
+			if (f->py->line) {
+				pg_out_puts(&c->out, ", \"line\": ");
+				pg_out_long(&c->out, f->py->line);
+			}
+			pg_out_puts(&c->out, "}");
 			continue;
 		}
-		for (int j = 0; j < n; j++) {
-			pg_out_printf(&c->out, "%s{\"addr\": \"0x%lx\"", first ? "" : ", ",
-				      (unsigned long)s->frames[i]);
-			first = 0;
-			if (known_module(&sy[j])) {
-				pg_out_puts(&c->out, ", \"module\": ");
-				pg_out_json_str(&c->out, sy[j].module);
-				pg_out_printf(&c->out, ", \"offset\": \"0x%lx\"",
-					      (unsigned long)sy[j].offset);
-			}
-			if (sy[j].function) {
-				pg_out_puts(&c->out, ", \"function\": ");
-				pg_out_json_str(&c->out, sy[j].function);
-			}
-			if (sy[j].file && sy[j].line) {
-				pg_out_puts(&c->out, ", \"file\": ");
-				pg_out_json_str(&c->out, sy[j].file);
-				pg_out_printf(&c->out, ", \"line\": %d", sy[j].line);
-			}
-			if (sy[j].inlined)
-				pg_out_puts(&c->out, ", \"inlined\": true");
-			pg_out_puts(&c->out, "}");
+		pg_out_printf(&c->out, "{\"addr\": \"0x%lx\"", (unsigned long)f->addr);
+		if (f->named && known_module(&f->sym)) {
+			pg_out_puts(&c->out, ", \"module\": ");
+			pg_out_json_str(&c->out, f->sym.module);
+			pg_out_printf(&c->out, ", \"offset\": \"0x%lx\"",
+				      (unsigned long)f->sym.offset);
 		}
+		if (f->named && f->sym.function) {
+			pg_out_puts(&c->out, ", \"function\": ");
+			pg_out_json_str(&c->out, f->sym.function);
+		}
+		if (f->named && f->sym.file && f->sym.line) {
+			pg_out_puts(&c->out, ", \"file\": ");
+			pg_out_json_str(&c->out, f->sym.file);
+			pg_out_printf(&c->out, ", \"line\": %d", f->sym.line);
+		}
+		if (f->named && f->sym.inlined)
+			pg_out_puts(&c->out, ", \"inlined\": true");
+		pg_out_puts(&c->out, "}");
 	}
 	pg_out_puts(&c->out, "]");
 }

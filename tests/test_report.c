@@ -17,6 +17,10 @@
 #include <sys/socket.h>
 
 static struct pg_config cfg;
+/* Memory given to pg_report_write (as the library gives what it set
+ * aside), or NULL for its own. */
+static char *given_mem;
+static size_t given_size;
 
 static int reset(void **state)
 {
@@ -47,6 +51,8 @@ static char *report(int json, enum pg_reason reason, int quiet, struct pg_report
 	o.fd = fd;
 	o.quiet_if_clean = quiet;
 	o.kernel = 0;
+	o.mem = given_mem;
+	o.mem_size = given_size;
 	assert_int_equal(pg_report_write(&o, res), 0);
 	close(fd);
 	text = pgt_read_file(path);
@@ -162,6 +168,43 @@ static void test_report_json_counts_and_sites(void **state)
 	    json_array_get(json_object_get(json_array_get(sites, 2), "sockets"), 0), "inherited")));
 	json_decref(rep);
 	free(text);
+}
+
+/* Each site lists as many sockets as it says it has open, when the memory
+ * is reused from one report to the next (the library's memory set aside):
+ * an exit report after a signal report listed closed sockets again, from
+ * a count the last report left. */
+static void test_report_memory_reused(void **state)
+{
+	(void)state;
+	given_size = pg_report_mem_for(64);
+	given_mem = malloc(given_size);
+	assert_non_null(given_mem);
+	memset(given_mem, 0xab, given_size); /* what any earlier report left */
+	populate();
+	for (int round = 0; round < 2; round++) {
+		char *text = report(1, round ? PG_REASON_EXIT : PG_REASON_SIGNAL, 0, NULL);
+		json_t *j = json_loads(text, 0, NULL), *site;
+		size_t i, listed = 0;
+		assert_non_null(j);
+		json_array_foreach(json_object_get(j, "sites"), i, site)
+		{
+			size_t n = json_array_size(json_object_get(site, "sockets"));
+			assert_int_equal(pgt_int(site, "open"), n);
+			assert_true(pgt_int(site, "leaked") <= (json_int_t)n);
+			listed += n;
+		}
+		assert_int_equal(listed, pgt_int(j, "totals.open"));
+		json_decref(j);
+		free(text);
+		/* Then most of them closed. */
+		for (int fd = 10; fd < 13; fd++)
+			close_fd(fd, PG_CLOSED, 0);
+		close_fd(30, PG_CLOSED, 0);
+	}
+	free(given_mem);
+	given_mem = NULL;
+	given_size = 0;
 }
 
 static void test_report_text_reads_like_lsan(void **state)
@@ -381,6 +424,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_report_json_counts_and_sites, reset),
+		cmocka_unit_test_setup(test_report_memory_reused, reset),
 		cmocka_unit_test_setup(test_report_text_reads_like_lsan, reset),
 		cmocka_unit_test_setup(test_report_quiet_when_nothing_to_say, reset),
 		cmocka_unit_test_setup(test_report_excuses, reset),
