@@ -138,6 +138,8 @@ static void set_one(struct pg_config *c, struct pg_parse *p, const char *k, cons
 		set_int(p, k, v, 0, 64, &c->stack_depth);
 	} else if (!strcmp(k, "exitcode")) {
 		set_int(p, k, v, 0, 255, &c->exitcode);
+	} else if (!strcmp(k, "native_frames")) {
+		set_bool(p, k, v, &c->native_frames);
 	} else if (!strcmp(k, "ignore_listening")) {
 		set_bool(p, k, v, &c->ignore_listening);
 	} else if (!strcmp(k, "min_age_ms")) {

@@ -19,6 +19,7 @@ struct pg_config {
 	long min_age_ms;
 	char suppressions[PATH_MAX]; /* "" for none */
 	int symbolize;
+	int native_frames; /* keep the interpreter's C frames between Python frames */
 	char policy[PATH_MAX]; /* "" for none */
 	int verbosity;
 	int strict;

@@ -6,6 +6,7 @@
 #include "shim/forking.h"
 #include "shim/locks.h"
 #include "shim/out.h"
+#include "shim/python.h"
 #include "shim/real.h"
 #include "shim/reporter.h"
 #include "shim/signals.h"
@@ -172,8 +173,10 @@ static void do_init(void)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
 	read_argv0();
-	if (cfg.stack_depth > 0)
+	if (cfg.stack_depth > 0) {
 		pg_stack_init();
+		pg_python_init();
+	}
 	pg_reporter_init();
 	pg_enforce_load(&cfg);
 	add_inherited();

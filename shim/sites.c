@@ -2,6 +2,7 @@
 
 #include "shim/arena.h"
 #include "shim/locks.h"
+#include "shim/python.h"
 
 #include <string.h>
 
@@ -14,11 +15,12 @@ static uint32_t count;
 /* Bumped by pg_sites_reset: the threads' caches are stale. */
 static uint32_t generation = 1;
 
-static uint64_t hash_frames(const uintptr_t *frames, unsigned depth)
+/* words: depth C frames, then 2 * npy Python words. */
+static uint64_t hash_frames(const uintptr_t *frames, unsigned depth, unsigned npy)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ depth ^ ((uint64_t)npy << 32);
 
-	for (unsigned i = 0; i < depth; i++) {
+	for (unsigned i = 0; i < depth + 2 * npy; i++) {
 		h ^= frames[i];
 		h *= 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
@@ -49,30 +51,33 @@ void pg_sites_count_created(uint32_t id)
 		__atomic_add_fetch(&s->created, 1, __ATOMIC_RELAXED);
 }
 
-static int same(const struct pg_site *s, const uintptr_t *frames, unsigned depth)
+static int same(const struct pg_site *s, const uintptr_t *frames, unsigned depth, unsigned npy)
 {
-	return s->depth == depth && !memcmp(s->frames, frames, depth * sizeof(*frames));
+	return s->depth == depth && s->npy == npy &&
+	       !memcmp(s->frames, frames, (depth + 2 * npy) * sizeof(*frames));
 }
 
 /* Caller holds the lock. 64-bit hashes of different stacks may collide:
  * such stacks are kept apart by probing the next hash values; *h is left at
  * the hash of the match, or at the first free one. */
-static struct pg_site *find(const uintptr_t *frames, unsigned depth, uint64_t *h)
+static struct pg_site *find(const uintptr_t *frames, unsigned depth, unsigned npy, uint64_t *h)
 {
 	struct pg_site *s;
 
 	for (;; (*h)++) {
 		HASH_FIND(hh, table, h, sizeof(*h), s);
-		if (!s || same(s, frames, depth))
+		if (!s || same(s, frames, depth, npy))
 			return s;
 	}
 }
 
 /* Caller holds the lock: a new site, published under its id. */
-static struct pg_site *add(const uintptr_t *frames, unsigned depth, uint64_t h)
+static struct pg_site *add(const uintptr_t *frames, unsigned depth, unsigned npy, uint64_t h)
 {
 	uint32_t id = count + 1, ci = (id - 1) / PG_SITES_CHUNK;
+	size_t words = depth + 2 * (size_t)npy;
 	struct pg_site *s;
+	struct pg_pyframe *py = NULL;
 
 	if (ci >= PG_SITES_CHUNKS)
 		return NULL;
@@ -82,18 +87,30 @@ static struct pg_site *add(const uintptr_t *frames, unsigned depth, uint64_t h)
 			return NULL;
 		__atomic_store_n(&by_id[ci], chunk, __ATOMIC_RELEASE);
 	}
-	s = pg_arena_alloc(sizeof(*s) + depth * sizeof(*frames));
-	if (!s)
+	if (npy) {
+		py = pg_arena_alloc(npy * sizeof(*py));
+		if (!py)
+			return NULL;
+		pg_python_resolve((const struct pg_pyraw *)(const void *)(frames + depth), (int)npy,
+				  py);
+	}
+	s = pg_arena_alloc(sizeof(*s) + words * sizeof(*frames));
+	if (!s) {
+		pg_arena_free(py, npy * sizeof(*py));
 		return NULL;
+	}
 	memset(s, 0, sizeof(*s));
 	s->hash = h;
 	s->id = id;
 	s->depth = depth;
-	memcpy(s->frames, frames, depth * sizeof(*frames));
+	s->npy = npy;
+	s->py = py;
+	memcpy(s->frames, frames, words * sizeof(*frames));
 	pg_hash_oom = 0;
 	HASH_ADD(hh, table, hash, sizeof(s->hash), s);
 	if (pg_hash_oom) {
-		pg_arena_free(s, sizeof(*s) + depth * sizeof(*frames));
+		pg_arena_free(s, sizeof(*s) + words * sizeof(*frames));
+		pg_arena_free(py, npy * sizeof(*py));
 		return NULL;
 	}
 	__atomic_store_n(&by_id[ci][(id - 1) % PG_SITES_CHUNK], s, __ATOMIC_RELEASE);
@@ -112,36 +129,56 @@ static __thread struct pg_sites_cached cache[PG_SITES_CACHE]
     __attribute__((tls_model("initial-exec")));
 static __thread unsigned cache_next __attribute__((tls_model("initial-exec")));
 
-uint32_t pg_sites_intern(const uintptr_t *frames, unsigned depth)
+static uint32_t intern(const uintptr_t *frames, unsigned depth, unsigned npy)
 {
 	uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
 	uint64_t h, h0;
 	struct pg_site *s;
 
-	if (depth == 0)
-		return 0;
-	if (depth > PG_MAX_DEPTH)
-		depth = PG_MAX_DEPTH;
-	h0 = h = hash_frames(frames, depth);
+	h0 = h = hash_frames(frames, depth, npy);
 	for (int i = 0; i < PG_SITES_CACHE; i++) {
 		const struct pg_site *c;
 		if (cache[i].hash != h || cache[i].gen != gen)
 			continue;
 		c = pg_sites_get(cache[i].id);
-		if (c && same(c, frames, depth))
+		if (c && same(c, frames, depth, npy))
 			return c->id;
 	}
 	if (pg_lock_take(PG_LOCK_SITES, PG_LOCK_BOUND_MS) < 0)
 		return 0;
-	s = find(frames, depth, &h);
+	s = find(frames, depth, npy, &h);
 	if (!s)
-		s = add(frames, depth, h);
+		s = add(frames, depth, npy, h);
 	pg_lock_give(PG_LOCK_SITES);
 	if (!s)
 		return 0;
 	cache[cache_next % PG_SITES_CACHE] = (struct pg_sites_cached){ h0, gen, s->id };
 	cache_next++;
 	return s->id;
+}
+
+uint32_t pg_sites_intern(const uintptr_t *frames, unsigned depth)
+{
+	if (depth == 0)
+		return 0;
+	if (depth > PG_MAX_DEPTH)
+		depth = PG_MAX_DEPTH;
+	return intern(frames, depth, 0);
+}
+
+uint32_t pg_sites_intern_py(const uintptr_t *frames, unsigned depth, const void *py, unsigned npy)
+{
+	uintptr_t words[PG_MAX_DEPTH * 3];
+
+	if (depth > PG_MAX_DEPTH)
+		depth = PG_MAX_DEPTH;
+	if (npy > PG_MAX_DEPTH)
+		npy = PG_MAX_DEPTH;
+	if (npy == 0)
+		return depth ? intern(frames, depth, 0) : 0;
+	memcpy(words, frames, depth * sizeof(*frames));
+	memcpy(words + depth, py, 2 * npy * sizeof(*words));
+	return intern(words, depth, npy);
 }
 
 void pg_sites_fork_child(void)
@@ -161,7 +198,9 @@ void pg_sites_reset(void)
 	HASH_ITER(hh, table, s, tmp)
 	{
 		HASH_DEL(table, s);
-		pg_arena_free(s, sizeof(*s) + s->depth * sizeof(s->frames[0]));
+		if (s->py)
+			pg_arena_free((void *)s->py, s->npy * sizeof(*s->py));
+		pg_arena_free(s, sizeof(*s) + (s->depth + 2 * s->npy) * sizeof(s->frames[0]));
 	}
 	for (int i = 0; i < PG_SITES_CHUNKS; i++)
 		if (by_id[i])

@@ -11,10 +11,17 @@
 
 #define PG_MAX_DEPTH 64
 
+struct pg_pyframe;
+
 struct pg_site {
 	uint64_t hash;
 	uint32_t id;
-	uint32_t depth;
+	uint32_t depth; /* C frames, frames[0 .. depth) */
+	/* Python frames (shim/python.h), innermost first: their names, and
+	 * after the C frames their code and instruction words, two each
+	 * (what tells two Python call sites apart). */
+	uint32_t npy;
+	const struct pg_pyframe *py;
 	uint64_t created; /* sockets and descriptors made here (atomic) */
 	UT_hash_handle hh;
 	uintptr_t frames[];
@@ -23,6 +30,9 @@ struct pg_site {
 /* The id of the site with these frames (0 for depth 0, or when it cannot
  * be stored: out of memory, or the lock held by this very thread). */
 uint32_t pg_sites_intern(const uintptr_t *frames, unsigned depth);
+/* The same with Python frames (struct pg_pyraw, npy of them): their names
+ * are resolved when the site is new, while the frames are alive. */
+uint32_t pg_sites_intern_py(const uintptr_t *frames, unsigned depth, const void *py, unsigned npy);
 /* NULL for 0 or an unknown id. */
 const struct pg_site *pg_sites_get(uint32_t id);
 uint32_t pg_sites_count(void);

@@ -7,6 +7,7 @@
 #include "shim/stack.h"
 
 #include "shim/common.h"
+#include "shim/python.h"
 #include "shim/sites.h"
 #include "shim/unwind.h"
 
@@ -82,6 +83,17 @@ int pg_stack_capture(uintptr_t *out, int max)
 
 __thread void *pg_stack_frame __attribute__((tls_model("initial-exec")));
 
+static __attribute__((noinline)) uint32_t with_python(uint32_t csite, int max)
+{
+	struct pg_pyraw py[PG_MAX_DEPTH];
+	const struct pg_site *c = pg_sites_get(csite);
+	int npy = pg_python_capture(py, max);
+
+	if (npy <= 0 || !c)
+		return csite;
+	return pg_sites_intern_py(c->frames, c->depth, py, (unsigned)npy);
+}
+
 PG_HOT uint32_t pg_stack_site(int max)
 {
 	uintptr_t frames[PG_MAX_DEPTH];
@@ -97,12 +109,19 @@ PG_HOT uint32_t pg_stack_site(int max)
 		n = pg_unwind_capture_from(frames, max, pg_stack_frame, &t);
 	else
 		n = pg_unwind_capture(frames, max, &t);
-	if (t.tag)
-		return t.tag;
-	if (n <= 0)
-		return 0;
-	site = pg_sites_intern(frames, (unsigned)n);
-	pg_unwind_set_tag(&t, site);
+	if (t.tag) {
+		site = t.tag;
+	} else {
+		if (n <= 0)
+			return 0;
+		site = pg_sites_intern(frames, (unsigned)n);
+		pg_unwind_set_tag(&t, site);
+	}
+	/* In CPython, the C stack is the interpreter's, the same for every
+	 * Python call site: the site is the C one's frames with this thread's
+	 * Python frames. */
+	if (__builtin_expect(pg_python_on, 0))
+		site = with_python(site, max);
 	return site;
 }
 

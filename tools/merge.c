@@ -349,7 +349,8 @@ int pg_merge_load(struct pg_merge *m, const char *path)
 
 /* The site key: per frame "module\x1foffset\x1e", offsets normalised to
  * lower-case hex without leading zeros; a frame without module falls back
- * to its absolute address, which then only merges within one process. */
+ * to its absolute address, which then only merges within one process. A
+ * Python frame is "python:file\x1ffunction\x1fline\x1e". */
 static char *site_key(const json_t *frames, size_t *len)
 {
 	size_t cap = 64, n = 0, i;
@@ -363,6 +364,23 @@ static char *site_key(const json_t *frames, size_t *len)
 		char num[32];
 		size_t need;
 
+		if (pg_merge_str(f, "language")) {
+			/* A frame of interpreted code: its file, function and line
+			 * (SPEC section 6), the same in every process. */
+			const char *file = pg_merge_str(f, "file"),
+				   *fn = pg_merge_str(f, "function");
+			char *py = pg_cli_asprintf(
+			    "%s:%s\x1f%s\x1f%lld", pg_merge_str(f, "language"), file ? file : "",
+			    fn ? fn : "", (long long)pg_merge_int(f, "line"));
+			need = strlen(py) + 2;
+			while (n + need > cap) {
+				cap *= 2;
+				k = pg_cli_realloc(k, cap);
+			}
+			n += (size_t)sprintf(k + n, "%s\x1e", py);
+			free(py);
+			continue;
+		}
 		if (mod && off) {
 			snprintf(num, sizeof(num), "%llx", strtoull(off, NULL, 16));
 		} else {

@@ -50,6 +50,15 @@ static void print_frames(const json_t *frames, const char *indent)
 		const char *addr = pg_merge_str(f, "addr");
 		json_int_t line = pg_merge_int(f, "line");
 
+		if (pg_merge_str(f, "language")) {
+			printf("%s#%zu in %s", indent, i, fn ? fn : "?");
+			if (file)
+				printf(" %s", file);
+			if (file && line)
+				printf(":%lld", (long long)line);
+			putchar('\n');
+			continue;
+		}
 		printf("%s#%zu %s", indent, i, addr ? addr : "0x0");
 		if (fn)
 			printf(" in %s", fn);

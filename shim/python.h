@@ -1,0 +1,50 @@
+/* Python frames: when the host program is CPython, the Python frames of the
+ * calling thread, read from the interpreter's memory without calling into
+ * it and without the GIL (CPython releases it around socket() and the
+ * like), as py-spy and austin read them from outside. CPython 3.11 for now
+ * (Debian 12's /usr/bin/python3.11, stripped, and pyenv's): found by
+ * Py_Version and PyGILState_GetThisThreadState among the dynamic symbols,
+ * which both have. */
+#ifndef PG_PYTHON_H
+#define PG_PYTHON_H
+
+#include <stdint.h>
+
+/* A frame as captured: what identifies it (the code object, the
+ * instruction), and whether it is the first one its evaluation loop ran
+ * (the innermost Python frame above a _PyEval_EvalFrameDefault C frame). */
+struct pg_pyraw {
+	uintptr_t code;
+	uintptr_t instr; /* code units from the start; bit 62: entry frame */
+};
+#define PG_PY_ENTRY ((uintptr_t)1 << 62)
+
+/* A frame resolved, once per call site, while its code is alive. Strings
+ * in the library's arena; function or file NULL, line 0 when unknown. */
+struct pg_pyframe {
+	const char *function;
+	const char *file;
+	int line;
+	int entry;
+};
+
+/* At load: whether the program is a CPython this file can read. */
+void pg_python_init(void);
+/* 1 when pg_python_init found one. */
+extern int pg_python_on;
+
+/* This thread's Python frames, innermost first, at most max; 0 when it has
+ * none (a thread CPython does not know, or the interpreter not running). */
+int pg_python_capture(struct pg_pyraw *out, int max);
+
+/* Names of n captured frames into out (strings from the arena). */
+void pg_python_resolve(const struct pg_pyraw *raw, int n, struct pg_pyframe *out);
+
+/* Whether pc (a return address) lies in the interpreter's evaluation
+ * loop, the C frame that Python frames stand in for. */
+int pg_python_is_eval(uintptr_t pc);
+
+/* "CPython 3.11.2" or NULL. */
+const char *pg_python_version(void);
+
+#endif
