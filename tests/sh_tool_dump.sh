@@ -111,13 +111,17 @@ kill -USR1 "$dp"; wait "$dp"
 # In a pid namespace of its own (a container): it knows itself as pid 1.
 if [ "$(id -u)" -eq 0 ] && unshare --pid --fork --mount-proc true 2>/dev/null; then
 	unshare --pid --fork --mount-proc env LD_PRELOAD="$LIB" "$D" >"$T/ns.out" 2>&1 &
-	started $!
+	ns=$!
+	started "$ns"
 	wait_for "$T/ns.out" '^port [0-9]' || notok "prog_daemon started in a pid namespace"
 	np=$(pgrep -f "^$D\$" | tail -1)
 	out=$("$PG" dump "$np" 2>/dev/null); rc=$?
 	check "dump of a process in a pid namespace (its pid there: 1): exit 0" 0 "$rc"
 	[[ $out == "==1==portguard: dump report of"* ]] && ok "its report, by its own pid" || notok "its report (got: ${out:0:100})"
-	kill "$np"
+	# The init of its namespace: SIGTERM without a handler of its own is
+	# ignored there (the cleanup then waited for prog_daemon's own 120 s).
+	kill -KILL "$np"
+	wait "$ns"
 fi
 
 usage() {
