@@ -18,6 +18,7 @@
 int pg_python_on;
 
 /* CPython 3.11, x86-64 and other LP64 targets. */
+#define RT_FINALIZING 24 /* _PyRuntimeState._finalizing */
 #define TS_CFRAME 56 /* PyThreadState.cframe */
 #define CF_CURRENT 8 /* _PyCFrame.current_frame */
 #define FR_CODE 32 /* _PyInterpreterFrame.f_code */
@@ -42,6 +43,7 @@ int pg_python_on;
 #define MAX_WALK 4096 /* frames walked at most (a cycle is a bug of ours) */
 
 static void *(*this_thread_state)(void);
+static const char *runtime; /* _PyRuntime */
 static uintptr_t code_type, unicode_type, bytes_type;
 static uintptr_t eval_lo, eval_hi;
 static char version[32];
@@ -61,7 +63,8 @@ void pg_python_init(void)
 	code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
 	unicode_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	bytes_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyBytes_Type");
-	if (!this_thread_state || !code_type || !unicode_type || !bytes_type)
+	runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
+	if (!this_thread_state || !code_type || !unicode_type || !bytes_type || !runtime)
 		return;
 	if (!dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
 		return;
@@ -85,10 +88,16 @@ int pg_python_is_eval(uintptr_t pc)
 
 int pg_python_capture(struct pg_pyraw *out, int max)
 {
-	const void *ts, *cf, *f;
+	const void *ts, *cf, *f, *fin;
 	int n = 0;
 
 	if (!pg_python_on || max <= 0 || !(ts = this_thread_state()))
+		return 0;
+	/* While the interpreter finalizes, every other thread's state is
+	 * freed (a daemon thread returning from accept() still has its
+	 * pointer): only the finalizing thread's is read then. */
+	fin = __atomic_load_n((const void *const *)(runtime + RT_FINALIZING), __ATOMIC_ACQUIRE);
+	if (fin && fin != ts)
 		return 0;
 	cf = AT(ts, TS_CFRAME, const void *);
 	f = cf ? AT(cf, CF_CURRENT, const void *) : NULL;
