@@ -33,6 +33,7 @@
 #include "shim/arena.h"
 #include "shim/fdtab.h"
 #include "shim/sites.h"
+#include "shim/real.h"
 #include "shim/report.h"
 
 #include <errno.h>
@@ -236,6 +237,9 @@ static void archive_reports(void)
 		return;
 	}
 	unlink(path);
+	/* The report closes what it opens through libc's own calls, found as
+	 * the preloaded library finds them. */
+	pg_real_bind();
 	for (size_t i = 0; i < PG_ARRAY_LEN(kinds); i++) {
 		struct pg_config cfg;
 		struct pg_report_opts o;
