@@ -50,7 +50,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 # What a fresh Debian machine lacks: build and test dependencies.
 DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-dev \
-                curl python3 iproute2 jq util-linux \
+                curl python3 python3-pytest iproute2 jq util-linux \
                 clang libclang-rt-14-dev \
                 libunwind-dev valgrind strace \
                 nodejs memcached nginx-light postgresql postgresql-client

@@ -891,6 +891,17 @@ def bench(tmp, t_start):
         fail("callgrind", r_)
     sect_t["callgrind"] = time.monotonic() - t
 
+    # One more Python frame against one more C frame (bench/pyframes.py).
+    t = time.monotonic()
+    print()
+    print("== What a Python frame costs against a C frame (bench/pyframes.py)", flush=True)
+    r_ = run([PY, os.path.join(ROOT, "bench", "pyframes.py")], dict(base_env(), PG_BENCH_LIB=LIB),
+             timeout=1800)
+    print(r_.out.rstrip())
+    if r_.rc != 0:
+        fail("pyframes", r_)
+    sect_t["pyframes"] = time.monotonic() - t
+
     # The unwinder comparison (bench/unwind.c) and the ports bench, as they print them.
     t = time.monotonic()
     unwind = os.path.join(BIN, "unwind")

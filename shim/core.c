@@ -364,6 +364,14 @@ PG_HOT void pg_core_close_end(struct pg_core_close *op, enum pg_close_outcome ho
 	if ((op->c.what == PG_ENTRY_LIVE && how == PG_CLOSED) ||
 	    (op->c.what == PG_ENTRY_TOMB && how == PG_WAS_GONE))
 		site = site_here();
+	/* A close from a __del__ method is a finalizer's too (SPEC section 2:
+	 * the program itself never closed the socket). */
+	if (PG_UNLIKELY(pg_python_on) && site && !op->c.finalizer) {
+		const struct pg_site *cs = pg_sites_get(site);
+		op->c.finalizer = cs && cs->in_del;
+	}
+	if (PG_UNLIKELY(op->c.finalizer))
+		op->c.closed_ns = pg_now_coarse_ns();
 	if (pg_fdtab_close_end(&op->c, how, site, pg_enforce_what ? &gone : NULL) &&
 	    PG_UNLIKELY(gone.pool || gone.dest))
 		pg_enforce_release(gone.pool, gone.dest);

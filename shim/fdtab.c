@@ -69,6 +69,8 @@ struct pg_shard {
 	struct pg_sock *free_socks;
 	struct pg_desc *free_descs;
 	struct pg_dclose *dcs;
+	struct pg_final *fins;
+	uint64_t nfins;
 	size_t live; /* descriptors in this shard's slots */
 } __attribute__((aligned(64)));
 
@@ -80,6 +82,7 @@ static int chunk_top[PG_CHUNKS];
 static int max_chunk = -1;
 static struct pg_shard shards[PG_SHARDS];
 static uint64_t lost;
+static uint64_t fins_kept;
 static size_t bytes;
 static uint32_t cut_epoch;
 /* Bumped in each fork child: a socket recorded before is inherited. The
@@ -446,6 +449,7 @@ static inline int close_begin_read(int fd, struct pg_fdtab_close *c, int policy)
 	uint64_t *p = slot(fd, 0);
 
 	c->fd = fd;
+	c->finalizer = 0;
 	c->desc = NULL;
 	c->what = PG_ENTRY_NONE;
 	if (!p)
@@ -496,6 +500,7 @@ PG_HOT int pg_fdtab_close_begin(int fd, struct pg_fdtab_close *c, int policy)
 	/* helgrind cannot tell a read checked again later from a race: under
 	 * it, the same reads with the lock held. */
 	c->fd = fd;
+	c->finalizer = 0;
 	c->what = PG_ENTRY_NONE;
 	if (lock_fd(fd) < 0)
 		return c->what;
@@ -522,6 +527,23 @@ static void record_double_close(struct pg_shard *sh, int fd, uint64_t t, uint32_
 	*d = (struct pg_dclose){ fd, 1, created, closed, again, sh->dcs };
 	/* Published last: reports walk the lists without the lock. */
 	__atomic_store_n(&sh->dcs, d, __ATOMIC_RELEASE);
+}
+
+/* Caller holds the lock: the socket went by the interpreter's finalizer. */
+static void record_finalized(struct pg_shard *sh, const struct pg_final *f)
+{
+	struct pg_final *e;
+
+	sh->n.finalized++;
+	if (__atomic_add_fetch(&fins_kept, 1, __ATOMIC_RELAXED) > PG_FINALIZED_KEPT ||
+	    !(e = pg_arena_alloc(sizeof(*e)))) {
+		__atomic_sub_fetch(&fins_kept, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	*e = *f;
+	e->next = sh->fins;
+	sh->fins = e;
+	sh->nfins++;
 }
 
 /* Caller holds the lock: a SETTLED record's closer is done with it. A
@@ -589,11 +611,22 @@ PG_HOT int pg_fdtab_close_end(struct pg_fdtab_close *c, enum pg_close_outcome ho
 	}
 	gs = get_gs(d);
 	if (gs == GS_WITH(c->gen, PG_DESC_CLOSING) && w == (uint64_t)(uintptr_t)d) {
+		const struct pg_sock *s = d->sock;
+		struct pg_final f = { s->created_ns,
+				      c->closed_ns,
+				      s->site,
+				      s->domain,
+				      s->type,
+				      s->protocol,
+				      s->flags | (s->epoch != fork_epoch ? PG_SOCK_INHERITED : 0),
+				      NULL };
 		*p = how == PG_CLOSED ? tomb(desc_created_site(d), close_site) : 0;
 		sh->live--;
 		set_gs(d, GS_WITH(gs, PG_DESC_DEAD));
 		r = drop_desc(sh, d, 0, how == PG_CLOSED ? &sh->n.closed : &sh->n.closed_unseen,
 			      gone);
+		if (r && how == PG_CLOSED && PG_UNLIKELY(c->finalizer))
+			record_finalized(sh, &f);
 	} else if (gs == GS_WITH(c->gen, PG_DESC_SETTLED)) {
 		/* A new socket took the number first: counted then. */
 		settle(sh, d);
@@ -700,7 +733,7 @@ size_t pg_fdtab_size_hint(void)
 	for (int i = 0; i < PG_SHARDS; i++) {
 		if (pg_lock_take(PG_LOCK_SHARD0 + i, PG_LOCK_BOUND_MS) < 0)
 			continue;
-		n += shards[i].live;
+		n += shards[i].live + shards[i].nfins;
 		pg_lock_give(PG_LOCK_SHARD0 + i);
 	}
 	return n;
@@ -761,7 +794,10 @@ void pg_fdtab_cut(struct pg_snap *buf, size_t cap, struct pg_cut *cut)
 		cut->n.closed += n->closed;
 		cut->n.closed_unseen += n->closed_unseen;
 		cut->n.double_closes += n->double_closes;
+		cut->n.finalized += n->finalized;
 		cut->dcs[i] = shards[i].dcs;
+		cut->fins[i] = shards[i].fins;
+		cut->fins_listed += shards[i].nfins;
 	}
 	pg_lock_give_range(PG_LOCK_SHARD0, PG_LOCK_SHARD0 + PG_SHARDS - 1);
 }
@@ -891,11 +927,17 @@ void pg_fdtab_fork_child(void)
 	}
 	for (int i = 0; i < PG_SHARDS; i++) {
 		if (shards[i].n.created | shards[i].n.inherited | shards[i].n.received |
-		    shards[i].n.closed | shards[i].n.closed_unseen | shards[i].n.double_closes)
+		    shards[i].n.closed | shards[i].n.closed_unseen | shards[i].n.double_closes |
+		    shards[i].n.finalized)
 			memset(&shards[i].n, 0, sizeof(shards[i].n));
 		if (shards[i].dcs)
 			shards[i].dcs = NULL;
+		if (shards[i].fins) {
+			shards[i].fins = NULL;
+			shards[i].nfins = 0;
+		}
 	}
+	__atomic_store_n(&fins_kept, 0, __ATOMIC_RELAXED);
 	shards[0].n.inherited = sum.created - sum.closed;
 }
 
@@ -909,6 +951,7 @@ void pg_fdtab_reset(void)
 	for (int i = 0; i < PG_SHARDS; i++)
 		memset(&shards[i], 0, sizeof(shards[i]));
 	__atomic_store_n(&lost, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&fins_kept, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&bytes, 0, __ATOMIC_RELAXED);
 	for (int ci = 0; ci <= max_chunk; ci++)
 		if (chunks[ci])

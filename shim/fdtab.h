@@ -37,6 +37,7 @@ enum {
 	PG_SOCK_ACCEPTED = 1u << 2, /* made by accept/accept4 */
 	PG_SOCK_RECEIVED = 1u << 3, /* came over SCM_RIGHTS */
 	PG_SOCK_ACTIVE_CLOSED = 1u << 4, /* its active close was counted (shutdown) */
+	PG_SOCK_FINALIZED = 1u << 5, /* reports: closed by the interpreter's finalizer */
 };
 
 /* A new socket's facts. */
@@ -52,6 +53,7 @@ struct pg_sock_facts {
 /* Counts of sockets (not descriptors), each counting what happened. */
 struct pg_counts {
 	uint64_t created, inherited, received, closed, closed_unseen, double_closes;
+	uint64_t finalized; /* of closed: by the interpreter's finalizer */
 };
 
 /* What a socket that went held for the policy (shim/enforce.c): the
@@ -91,6 +93,10 @@ struct pg_fdtab_close {
 	uint32_t site, pool, dest;
 	unsigned flags;
 	int last, type;
+	/* Set by the caller between begin and end: the close is the
+	 * interpreter's finalizer's (shim/python.h), at closed_ns. */
+	int finalizer;
+	int64_t closed_ns;
 };
 int pg_fdtab_close_begin(int fd, struct pg_fdtab_close *c, int policy);
 /* Returns 1 when the socket went (its policy state in *gone). A close of a
@@ -144,9 +150,23 @@ struct pg_dclose {
 	struct pg_dclose *next;
 };
 
+/* A socket the interpreter's finalizer closed (the program never did):
+ * kept to be listed, up to PG_FINALIZED_KEPT of them; only prepended, never
+ * freed (but by a fork child or a reset). */
+struct pg_final {
+	int64_t created_ns, closed_ns;
+	uint32_t site;
+	int domain, type, protocol;
+	unsigned flags;
+	struct pg_final *next;
+};
+#define PG_FINALIZED_KEPT 8192
+
 /* A cut: every descriptor and every count at one moment (the freeze). */
 struct pg_cut {
 	struct pg_counts n;
+	const struct pg_final *fins[PG_SHARDS];
+	uint64_t fins_listed; /* entries in the fins lists */
 	size_t listed; /* entries filled in */
 	size_t unlisted; /* descriptors that did not fit */
 	uint64_t sockets; /* distinct sockets, listed or not */

@@ -6,6 +6,7 @@
  * program's, and its sockets are recorded. */
 #include "shim/core.h"
 #include "shim/enforce.h"
+#include "shim/python.h"
 #include "shim/real.h"
 #include "shim/signals.h"
 #include "shim/stack.h"
@@ -195,6 +196,8 @@ PG_HOT PG_EXPORT int close(int fd)
 	g.pending = 0;
 	if (on) {
 		PG_HOOK(pg_core_close_begin(fd, &g.op));
+		/* CPython's socket finalizer calls close() itself. */
+		g.op.c.finalizer = pg_python_finalizer_call((uintptr_t)__builtin_return_address(0));
 		g.pending = 1;
 	}
 	rc = pg_real.close(fd);

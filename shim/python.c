@@ -9,6 +9,7 @@
 #include "shim/python.h"
 
 #include "shim/arena.h"
+#include "shim/unwind.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -34,6 +35,8 @@ int pg_python_on;
 #define CO_LINETABLE 136
 #define CO_CODE 184 /* co_code_adaptive: the instructions */
 #define OB_TYPE 8
+#define TP_NAME 24 /* PyTypeObject.tp_name (3.11 to 3.13) */
+#define TP_FINALIZE 392
 #define VAR_SIZE 16 /* PyVarObject.ob_size */
 #define BYTES_DATA 32 /* PyBytesObject.ob_sval */
 #define STR_LENGTH 16
@@ -44,7 +47,7 @@ int pg_python_on;
 
 static void *(*this_thread_state)(void);
 static const char *runtime; /* _PyRuntime */
-static uintptr_t code_type, unicode_type, bytes_type;
+static uintptr_t code_type, unicode_type, bytes_type, type_type;
 static uintptr_t eval_lo, eval_hi;
 static char version[32];
 
@@ -63,8 +66,10 @@ void pg_python_init(void)
 	code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
 	unicode_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	bytes_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyBytes_Type");
+	type_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyType_Type");
 	runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
-	if (!this_thread_state || !code_type || !unicode_type || !bytes_type || !runtime)
+	if (!this_thread_state || !code_type || !unicode_type || !bytes_type || !type_type ||
+	    !runtime)
 		return;
 	if (!dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
 		return;
@@ -84,6 +89,152 @@ int pg_python_is_eval(uintptr_t pc)
 {
 	/* A return address is one past its call: pc - 1 is in the caller. */
 	return pg_python_on && pc - 1 >= eval_lo && pc - 1 < eval_hi;
+}
+
+/* ---- the socket type's finalizer ---- */
+
+struct pg_python_code pg_python_fin[PG_PY_FIN_PIECES];
+
+struct seg {
+	uintptr_t lo, hi;
+	unsigned flags; /* PF_* */
+};
+
+/* The loaded segments of the object mapped from start: its ELF header
+ * and program headers are at start (the first PT_LOAD maps offset 0). */
+static int segments(uintptr_t start, uintptr_t bias, struct seg *out, int max)
+{
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)start;
+	int n = 0;
+
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != (__ELF_NATIVE_CLASS == 64 ? ELFCLASS64 : ELFCLASS32) ||
+	    eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+	    eh->e_phoff + (size_t)eh->e_phnum * sizeof(ElfW(Phdr)) > 4096)
+		return 0;
+	for (int i = 0; i < eh->e_phnum && n < max; i++) {
+		const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(start + eh->e_phoff) + i;
+		if (ph->p_type == PT_LOAD && ph->p_memsz && (ph->p_flags & PF_R))
+			out[n++] = (struct seg){ bias + ph->p_vaddr,
+						 bias + ph->p_vaddr + ph->p_memsz, ph->p_flags };
+	}
+	return n;
+}
+
+/* A PyTypeObject named "_socket.socket" in the object's data (CPython
+ * 3.11 makes it a static type): its tp_finalize, or 0. */
+static uintptr_t socket_finalizer(const struct seg *sg, int n)
+{
+	static const char name[] = "_socket.socket";
+	uintptr_t names[8];
+	int nn = 0;
+
+	for (int i = 0; i < n && nn < 8; i++) {
+		const char *p = (const char *)sg[i].lo, *end = (const char *)sg[i].hi;
+		if (sg[i].flags & (PF_W | PF_X))
+			continue;
+		while (nn < 8 && (p = memmem(p, (size_t)(end - p), name, sizeof(name)))) {
+			names[nn++] = (uintptr_t)p;
+			p += sizeof(name);
+		}
+	}
+	for (int i = 0; i < n && nn; i++) {
+		const uintptr_t *w, *end;
+		if (!(sg[i].flags & PF_W))
+			continue;
+		w = (const uintptr_t *)((sg[i].lo + TP_NAME + 7) & ~(uintptr_t)7);
+		end = (const uintptr_t *)(sg[i].hi - (TP_FINALIZE + 8 - TP_NAME));
+		for (; w < end; w++) {
+			uintptr_t type = (uintptr_t)w - TP_NAME, fin;
+			int k = 0;
+			while (k < nn && *w != names[k])
+				k++;
+			if (k == nn || AT(type, OB_TYPE, uintptr_t) != type_type)
+				continue;
+			fin = AT(type, TP_FINALIZE, uintptr_t);
+			for (int j = 0; j < n; j++)
+				if ((sg[j].flags & PF_X) && fin >= sg[j].lo && fin < sg[j].hi)
+					return fin;
+		}
+	}
+	return 0;
+}
+
+/* The pieces a compiler split off the function at [lo, lo + size) (GCC's
+ * hot/cold partitioning: Debian's sock_finalize jumps to its cold part,
+ * where the close is): targets of its near jumps (jcc rel32, jmp rel32)
+ * outside it that begin a function of their own in the CFI. A byte pattern
+ * read by mistake would have to land exactly on such a start. */
+static int cold_pieces(uintptr_t lo, uintptr_t size, struct pg_python_code *out, int max)
+{
+	const unsigned char *b = (const unsigned char *)lo;
+	int n = 0;
+
+	for (uintptr_t i = 0; i + 5 <= size && n < max; i++) {
+		uintptr_t len, at, begin, fsize;
+		int32_t rel;
+		if (b[i] == 0x0f && i + 6 <= size && (b[i + 1] & 0xf0) == 0x80)
+			len = 6;
+		else if (b[i] == 0xe9)
+			len = 5;
+		else
+			continue;
+		memcpy(&rel, b + i + len - 4, 4);
+		at = lo + i + len + (uintptr_t)(intptr_t)rel;
+		if (at - lo < size || pg_unwind_function(at, &begin, &fsize) || begin != at)
+			continue;
+		for (int k = 0; k <= n; k++) {
+			if (k == n) {
+				out[n++] = (struct pg_python_code){ begin, fsize };
+				break;
+			}
+			if (out[k].lo == begin)
+				break;
+		}
+	}
+	return n;
+}
+
+void pg_python_learn(uintptr_t pc)
+{
+#ifdef DLFO_EH_SEGMENT_TYPE
+	static uintptr_t scanned[8];
+	static int nscanned, busy, done;
+	struct dl_find_object o;
+	struct seg sg[16];
+	uintptr_t fin, begin, size;
+	int n;
+
+	if (__atomic_load_n(&done, __ATOMIC_RELAXED) || !pg_python_on ||
+	    __atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
+		return;
+	if (_dl_find_object((void *)(pc - 1), &o) != 0 || !o.dlfo_link_map)
+		goto out;
+	for (int i = 0; i < nscanned; i++)
+		if (scanned[i] == (uintptr_t)o.dlfo_map_start)
+			goto out;
+	if (nscanned == (int)(sizeof(scanned) / sizeof(scanned[0]))) {
+		__atomic_store_n(&done, 1, __ATOMIC_RELAXED); /* given up */
+		goto out;
+	}
+	scanned[nscanned++] = (uintptr_t)o.dlfo_map_start;
+	n = segments((uintptr_t)o.dlfo_map_start, o.dlfo_link_map->l_addr, sg, 16);
+	fin = n ? socket_finalizer(sg, n) : 0;
+	if (fin && pg_unwind_function(fin, &begin, &size) == 0 && begin == fin) {
+		struct pg_python_code pieces[PG_PY_FIN_PIECES] = { { begin, size } };
+		int np = 1 + cold_pieces(begin, size, pieces + 1, PG_PY_FIN_PIECES - 1);
+		/* Published piece 0 last: its size says the others are set. */
+		for (int i = np - 1; i >= 0; i--) {
+			__atomic_store_n(&pg_python_fin[i].lo, pieces[i].lo, __ATOMIC_RELAXED);
+			__atomic_store_n(&pg_python_fin[i].size, pieces[i].size, __ATOMIC_RELEASE);
+		}
+		__atomic_store_n(&done, 1, __ATOMIC_RELAXED);
+	}
+out:
+	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+#else
+	(void)pc; /* glibc < 2.35: no lock-free lookup; finalized sockets are not told apart */
+#endif
 }
 
 int pg_python_capture(struct pg_pyraw *out, int max)

@@ -44,6 +44,33 @@ void pg_python_resolve(const struct pg_pyraw *raw, int n, struct pg_pyframe *out
  * loop, the C frame that Python frames stand in for. */
 int pg_python_is_eval(uintptr_t pc);
 
+/* The socket type's finalizer (_socket.socket's tp_finalize, sock_finalize
+ * in Modules/socketmodule.c): a close() that returns into it closes a
+ * socket that the program never closed (garbage collection, shutdown:
+ * Python's ResourceWarning "unclosed socket"). Its code, in up to three
+ * pieces (a compiler's hot/cold split puts the close in the cold one);
+ * sizes 0 until found. */
+struct pg_python_code {
+	uintptr_t lo, size;
+};
+#define PG_PY_FIN_PIECES 3
+extern struct pg_python_code pg_python_fin[PG_PY_FIN_PIECES];
+static inline int pg_python_finalizer_call(uintptr_t ret)
+{
+	uintptr_t pc = ret - 1;
+
+	if (__builtin_expect(!pg_python_fin[0].size, 1))
+		return 0;
+	for (int i = 0; i < PG_PY_FIN_PIECES; i++)
+		if (pc - pg_python_fin[i].lo < pg_python_fin[i].size)
+			return 1;
+	return 0;
+}
+/* pc, a return address in the C frames of a Python thread's socket call:
+ * if the module holding it defines the socket type, learns its finalizer.
+ * Cheap once done or given up. */
+void pg_python_learn(uintptr_t pc);
+
 /* "CPython 3.11.2" or NULL. */
 const char *pg_python_version(void);
 

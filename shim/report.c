@@ -37,6 +37,7 @@ enum pg_class {
 	PG_SUPPRESSED,
 	PG_LISTENING, /* excused by ignore_listening */
 	PG_YOUNG, /* excused by min_age_ms */
+	PG_FINALIZED, /* closed by the interpreter's finalizer: a leak at exit */
 };
 
 static const char *const class_names[] = {
@@ -46,12 +47,14 @@ static const char *const class_names[] = {
 	"suppressed",
 	"listening (ignore_listening=1)",
 	"younger than min_age_ms",
+	"finalized",
 };
 
 struct rsock {
 	uint64_t inode;
 	uint32_t group; /* site id, or PG_NO_STACK */
 	int64_t created_ns; /* 0: unknown */
+	int64_t closed_ns; /* finalized ones */
 	unsigned flags;
 	int fd, nfds;
 	int domain, type, protocol;
@@ -64,6 +67,7 @@ struct rsite {
 	uint32_t group;
 	const struct pg_site *site;
 	size_t first, n; /* range in the sorted socket array */
+	size_t fin; /* of n, finalized (closed) */
 	uint64_t leaked;
 };
 
@@ -81,7 +85,7 @@ struct ctx {
 	struct rsite *sites;
 	size_t nsites;
 	struct pg_cut cut;
-	uint64_t dropped_sockets, untracked, leaked, suppressed, class_count[6];
+	uint64_t dropped_sockets, untracked, leaked, suppressed, class_count[7];
 	uint64_t sites_leaking, open;
 };
 
@@ -341,6 +345,27 @@ static int gather(struct ctx *c)
 	return 0;
 }
 
+/* Sockets the interpreter's finalizer closed: listed in their sites, not
+ * open (the program never closed them: leaked at exit, SPEC section 2). */
+static void gather_finalized(struct ctx *c)
+{
+	for (int i = 0; i < PG_SHARDS; i++) {
+		for (const struct pg_final *f = c->cut.fins[i]; f && c->nsocks < c->cap_socks;
+		     f = f->next) {
+			c->socks[c->nsocks++] = (struct rsock){
+				.group = f->site ? f->site : PG_NO_STACK,
+				.created_ns = f->created_ns,
+				.closed_ns = f->closed_ns,
+				.flags = f->flags | PG_SOCK_FINALIZED,
+				.fd = -1,
+				.domain = f->domain,
+				.type = f->type,
+				.protocol = f->protocol,
+			};
+		}
+	}
+}
+
 static int is_listening(const struct ctx *c, const struct rsock *r)
 {
 	int v = 0, here;
@@ -364,6 +389,10 @@ static void classify(struct ctx *c)
 		struct rsock *r = &c->socks[i];
 		if (r->cls == PG_UNTRACKED)
 			;
+		else if (r->flags & PG_SOCK_FINALIZED)
+			r->cls = c->o->reason == PG_REASON_EXIT && !(r->flags & PG_SOCK_INHERITED)
+				     ? PG_LEAKED
+				     : PG_FINALIZED;
 		else if (r->flags & PG_SOCK_INHERITED)
 			r->cls = PG_INHERITED;
 		else if (cfg->ignore_listening && is_listening(c, r))
@@ -515,6 +544,7 @@ static int group(struct ctx *c)
 					     .first = i };
 		}
 		s->n++;
+		s->fin += (r->flags & PG_SOCK_FINALIZED) != 0;
 		if (r->cls == PG_LEAKED)
 			s->leaked++;
 	}
@@ -538,17 +568,20 @@ static void query(const struct ctx *c, const struct rsock *r, struct pg_sockinfo
 	si->domain = r->domain;
 	si->type = r->type;
 	si->protocol = r->protocol;
-	if (!c->o->kernel || (here = pg_progfd_get(r->fd)) < 0)
+	if (!c->o->kernel || r->fd < 0 || (here = pg_progfd_get(r->fd)) < 0)
 		return;
 	pg_sockinfo_query(here, si);
 	pg_progfd_put(here);
 }
 
+/* Its age now; a finalized one's, when it was closed. */
 static long age_ms(const struct ctx *c, const struct rsock *r)
 {
-	if (!r->created_ns)
+	int64_t end = r->flags & PG_SOCK_FINALIZED ? r->closed_ns : c->o->now_ns;
+
+	if (!r->created_ns || end < r->created_ns)
 		return -1;
-	return (long)((c->o->now_ns - r->created_ns) / 1000000);
+	return (long)((end - r->created_ns) / 1000000);
 }
 
 static int known_module(const struct pg_sym *sy)
@@ -608,6 +641,18 @@ static void text_socket(struct ctx *c, const struct rsock *r)
 	query(c, r, &si);
 	proto = pg_sockinfo_proto_name(si.domain, si.type, si.protocol);
 	state = pg_sockinfo_tcp_state_name(si.tcp_state);
+	if (r->flags & PG_SOCK_FINALIZED) {
+		pg_out_printf(&c->out,
+			      "  closed by the interpreter's finalizer, never by the "
+			      "program: %s",
+			      proto ? proto : "?");
+		if (age >= 0)
+			pg_out_printf(&c->out, ", open %ld ms", age);
+		pg_out_puts(&c->out, r->cls == PG_LEAKED || r->cls == PG_FINALIZED ? "\n"
+				     : r->cls == PG_SUPPRESSED ? " [suppressed]\n"
+							       : " [inherited]\n");
+		return;
+	}
 	pg_out_printf(&c->out, "  fd %d: %s", r->fd, proto ? proto : "?");
 	if (si.domain == AF_UNIX)
 		pg_out_printf(&c->out, " %s",
@@ -640,9 +685,16 @@ static void text_site(struct ctx *c, const struct rsite *s)
 
 	if (s->leaked)
 		pg_out_printf(&c->out, "Leak of %lu socket(s) (%zu open", (unsigned long)s->leaked,
-			      s->n);
+			      s->n - s->fin);
+	else if (s->fin == s->n)
+		pg_out_printf(&c->out,
+			      "Closed only by the interpreter's finalizer: %zu socket(s) (", s->n);
 	else
-		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (", s->n);
+		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (",
+			      s->n - s->fin);
+	if (s->fin && (s->leaked || s->fin != s->n))
+		pg_out_printf(&c->out, "%s%zu finalized", s->leaked || s->fin != s->n ? ", " : "",
+			      s->fin);
 	if (s->group != PG_NO_STACK)
 		pg_out_printf(&c->out, "%s%lu created here) from:\n", s->leaked ? ", " : "",
 			      (unsigned long)site_created(s));
@@ -722,6 +774,9 @@ static void write_text(struct ctx *c)
 	    (unsigned long)c->untracked, (unsigned long)n->closed, (unsigned long)n->closed_unseen,
 	    (unsigned long)c->open, (unsigned long)c->leaked, (unsigned long)c->suppressed,
 	    (unsigned long)n->double_closes);
+	if (n->finalized)
+		pg_out_printf(&c->out, "; %lu of the closed by the interpreter's finalizer",
+			      (unsigned long)n->finalized);
 	if (pg_fdtab_lost())
 		pg_out_printf(&c->out, "; %lu call(s) not recorded (lost)",
 			      (unsigned long)pg_fdtab_lost());
@@ -826,12 +881,18 @@ static void json_socket(struct ctx *c, const struct rsock *r, int first)
 	long age = age_ms(c, r);
 
 	query(c, r, &si);
-	pg_out_puts(&c->out, first ? "{\"fd\": " : ", {\"fd\": ");
-	pg_out_long(&c->out, r->fd);
-	pg_out_puts(&c->out, ", \"handles\": ");
-	pg_out_long(&c->out, r->nfds);
-	pg_out_puts(&c->out, ", \"inode\": ");
-	pg_out_ulong(&c->out, (unsigned long)r->inode);
+	if (r->flags & PG_SOCK_FINALIZED) {
+		/* Closed: no descriptor, no inode, no address any more. */
+		pg_out_puts(&c->out, first ? "{\"closed_by\": \"finalizer\", \"handles\": 0"
+					   : ", {\"closed_by\": \"finalizer\", \"handles\": 0");
+	} else {
+		pg_out_puts(&c->out, first ? "{\"fd\": " : ", {\"fd\": ");
+		pg_out_long(&c->out, r->fd);
+		pg_out_puts(&c->out, ", \"handles\": ");
+		pg_out_long(&c->out, r->nfds);
+		pg_out_puts(&c->out, ", \"inode\": ");
+		pg_out_ulong(&c->out, (unsigned long)r->inode);
+	}
 	json_name(c, "family", pg_sockinfo_family_name(si.domain));
 	json_name(c, "type", pg_sockinfo_type_name(si.type));
 	json_name(c, "protocol", pg_sockinfo_proto_name(si.domain, si.type, si.protocol));
@@ -882,18 +943,25 @@ static void write_json(struct ctx *c)
 	    &c->out,
 	    ", \"totals\": {\"created\": %lu, \"inherited\": %lu, \"received\": %lu, "
 	    "\"untracked\": %lu, \"closed\": %lu, \"closed_unseen\": %lu, \"open\": %lu, "
-	    "\"leaked\": %lu, \"suppressed\": %lu, \"finalized\": 0, \"double_closes\": "
+	    "\"leaked\": %lu, \"suppressed\": %lu, \"finalized\": %lu, \"double_closes\": "
 	    "%lu, \"lost\": %lu}",
 	    (unsigned long)n->created, (unsigned long)n->inherited, (unsigned long)n->received,
 	    (unsigned long)c->untracked, (unsigned long)n->closed, (unsigned long)n->closed_unseen,
 	    (unsigned long)c->open, (unsigned long)c->leaked, (unsigned long)c->suppressed,
-	    (unsigned long)n->double_closes, (unsigned long)pg_fdtab_lost());
+	    (unsigned long)n->finalized, (unsigned long)n->double_closes,
+	    (unsigned long)pg_fdtab_lost());
 	pg_out_puts(&c->out, ", \"sites\": [");
 	for (size_t i = 0; i < c->nsites; i++) {
 		const struct rsite *s = &c->sites[i];
-		pg_out_printf(
-		    &c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, \"frames\": ",
-		    i ? ", " : "", s->n, (unsigned long)s->leaked, (unsigned long)site_created(s));
+		pg_out_printf(&c->out, "%s{\"open\": %zu, \"leaked\": %lu, \"created\": %lu, ",
+			      i ? ", " : "", s->n - s->fin, (unsigned long)s->leaked,
+			      (unsigned long)site_created(s));
+		if (s->fin) {
+			pg_out_puts(&c->out, "\"finalized\": ");
+			pg_out_ulong(&c->out, s->fin);
+			pg_out_puts(&c->out, ", ");
+		}
+		pg_out_puts(&c->out, "\"frames\": ");
 		json_frames(c, s->group);
 		pg_out_puts(&c->out, ", \"sockets\": [");
 		for (size_t j = s->first; j < s->first + s->n; j++)
@@ -962,6 +1030,7 @@ int pg_report_write(const struct pg_report_opts *o, struct pg_report_result *res
 	c->mem_end = mem + size;
 	rc = gather(c);
 	if (rc == 0) {
+		gather_finalized(c);
 		classify(c);
 		rc = group(c);
 	}

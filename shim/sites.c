@@ -105,6 +105,11 @@ static struct pg_site *add(const uintptr_t *frames, unsigned depth, unsigned npy
 	s->depth = depth;
 	s->npy = npy;
 	s->py = py;
+	for (unsigned i = 0; i < npy; i++) {
+		const char *f = py[i].function, *dot = f ? strrchr(f, '.') : NULL;
+		if (f && strcmp(dot ? dot + 1 : f, "__del__") == 0)
+			s->in_del = 1;
+	}
 	memcpy(s->frames, frames, words * sizeof(*frames));
 	pg_hash_oom = 0;
 	HASH_ADD(hh, table, hash, sizeof(s->hash), s);

@@ -21,6 +21,9 @@ struct pg_site {
 	 * after the C frames their code and instruction words, two each
 	 * (what tells two Python call sites apart). */
 	uint32_t npy;
+	/* 1: a Python frame is a __del__ method (a close made here is a
+	 * finalizer's: asyncio's "unclosed transport", a class's own). */
+	uint32_t in_del;
 	const struct pg_pyframe *py;
 	uint64_t created; /* sockets and descriptors made here (atomic) */
 	UT_hash_handle hh;

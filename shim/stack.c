@@ -91,6 +91,9 @@ static __attribute__((noinline)) uint32_t with_python(uint32_t csite, int max)
 
 	if (npy <= 0 || !c)
 		return csite;
+	/* The socket module's C frames are below: where its type is. */
+	if (!pg_python_fin[0].size && c->depth)
+		pg_python_learn(c->frames[0]);
 	return pg_sites_intern_py(c->frames, c->depth, py, (unsigned)npy);
 }
 

@@ -685,6 +685,27 @@ static const uint8_t *pg_unwind_fde(const uint8_t *hdr, uintptr_t pc)
 	}
 }
 
+int pg_unwind_function(uintptr_t pc, uintptr_t *begin, uintptr_t *size)
+{
+	const uint8_t *hdr = pg_unwind_hdr(pc), *fde, *body, *end, *p;
+	uint32_t cie_off;
+	struct pg_cfi_cie c;
+	uintptr_t b, r;
+
+	fde = hdr ? pg_unwind_fde(hdr, pc) : NULL;
+	if (!fde || pg_cfi_entry(fde, &body, &end) || end - body < 4)
+		return -1;
+	memcpy(&cie_off, body, 4);
+	p = body + 4;
+	if (!cie_off || pg_cfi_parse_cie(body - cie_off, &c) ||
+	    pg_cfi_ptr(c.fde_enc, &p, end, 0, &b) || pg_cfi_ptr(c.fde_enc & 0x0f, &p, end, 0, &r) ||
+	    pc - b >= r)
+		return -1;
+	*begin = b;
+	*size = r;
+	return 0;
+}
+
 /* The rule for return address pc, computed from the CFI. */
 static struct pg_unwind_rule pg_unwind_rule_compute(uintptr_t pc)
 {

@@ -48,6 +48,10 @@ int pg_unwind_capture(uintptr_t *out, int max, struct pg_unwind_trace *t);
 int pg_unwind_capture_from(uintptr_t *out, int max, void *frame, struct pg_unwind_trace *t);
 void pg_unwind_set_tag(const struct pg_unwind_trace *t, uint32_t tag);
 
+/* The function holding pc, as its CFI (FDE) gives it: [*begin, *begin +
+ * *size). 0, or -1 when pc has no CFI. Lock-free where _dl_find_object is. */
+int pg_unwind_function(uintptr_t pc, uintptr_t *begin, uintptr_t *size);
+
 /* Return addresses in [lo, hi) are walked through but neither stored nor
  * counted (the library's own code). Set once, before captures; 0, 0: none. */
 void pg_unwind_skip(uintptr_t lo, uintptr_t hi);

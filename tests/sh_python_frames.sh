@@ -4,7 +4,8 @@
 # /usr/bin/python3.11 (stripped): two leaks in two functions of two files
 # are two sites with the right function, file and line, in a dump, a
 # signal report and the exit report; properly closed sockets are not
-# listed; a thread making sockets while another holds the GIL, and asyncio,
+# listed; sockets the interpreter's finalizer closed (dropped, a cycle,
+# asyncio's __del__, shutdown) are finalized, leaked at exit; a thread making sockets while another holds the GIL, and asyncio,
 # get right stacks; --folded and a merge of two processes keep them apart.
 . "$(dirname "$0")/lib.sh"
 CHECK=$ROOT/tests/py/check_report.py
@@ -70,12 +71,48 @@ for py in "${pys[@]}"; do
 	cond "$py: a thread's sockets while another holds the GIL" "${PIPESTATUS[0]}"
 	stop_py
 
+	# Sockets closed by the interpreter's finalizer, and by the program.
+	start_py "fin$tag" "$py" tests/py/finalize_app.py || { notok "$py: finalize ready"; continue; }
+	kill -USR1 "$PID"
+	wait_until 30 "a signal report" grep -q '"reason": "signal"' "$T/fin$tag.$PID"
+	python3 "$CHECK" "$T/fin$tag.$PID" finalize signal | sed "s|^\(not \)\?ok - |&$v finalizer, running: |"
+	cond "$py: finalized sockets listed while it runs, not counted as leaked" "${PIPESTATUS[0]}"
+	stop_py
+	python3 "$CHECK" "$T/fin$tag.$PID" finalize-exit exit | sed "s|^\(not \)\?ok - |&$v finalizer, exit: |"
+	cond "$py: finalized sockets are leaked at exit, closed ones are not" "${PIPESTATUS[0]}"
+	"$PG" report "$T/fin$tag.$PID" >"$T/fin$tag.txt"
+	check "$py: the merged text report says 4 finalized" 4 \
+		"$(grep -c "closed by the interpreter's finalizer, never by the program" "$T/fin$tag.txt")"
+
 	start_py "aio$tag" "$py" tests/py/asyncio_app.py || { notok "$py: asyncio ready"; continue; }
 	"$PG" dump --json "$PID" >"$T/aio$tag.json"
 	python3 "$CHECK" "$T/aio$tag.json" asyncio | sed "s|^\(not \)\?ok - |&$v asyncio: |"
 	cond "$py: asyncio's socket has its coroutine's frames" "${PIPESTATUS[0]}"
 	stop_py
 done
+
+# A test suite under `portguard run`: pytest (Debian's python3-pytest, for
+# the Debian interpreter) names the test that left its socket to the
+# garbage collector.
+if [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c 'import pytest' 2>/dev/null; then
+	"$PG" run -o "$T/pytest" --json -- /usr/bin/python3.11 -m pytest -q -p no:cacheprovider \
+		tests/py/suite/leaky_test.py >"$T/pytest.out" 2>&1
+	check "pytest under portguard run: the suite passes (exit 0)" 0 $?
+	rep=$(grep -l '"reason": "exit"' "$T"/pytest.* 2>/dev/null | head -1)
+	want=$(grep -n SUITE-LEAK tests/py/suite/leaky_test.py | cut -d: -f1)
+	got=$(jq -r --arg f leaky_test.py 'select(.reason == "exit") | .sites[] |
+		select(.leaked > 0) | [.frames[] | select(.language == "python" and
+		(.file | endswith($f)))][0] | "\(.function):\(.line)"' "${rep:-/dev/null}" 2>/dev/null)
+	check "pytest: the one leaking site is connect_and_forget, line $want" \
+		"connect_and_forget:$want" "$got"
+	check "pytest: leaked and finalized at exit" "1 1" \
+		"$(jq -r 'select(.reason == "exit") | [.sites[] | select(.leaked > 0 and
+			([.frames[] | .file // "" | endswith("leaky_test.py")] | any))] |
+			"\(map(.leaked) | add) \(map(.sockets[] | select(.closed_by == "finalizer")) | length)"' \
+			"${rep:-/dev/null}" 2>/dev/null)"
+else
+	echo "ok - pytest under portguard run # SKIP no pytest for /usr/bin/python3.11 (make deps installs python3-pytest)"
+fi
 
 # native_frames=1 keeps the interpreter's frames; a suppression names a
 # Python function (and one a Python file).

@@ -143,6 +143,56 @@ static void test_fdtab_dup_keeps_socket_open_until_last(void **state)
 	assert_true(adds_up(&c));
 }
 
+static int close_finalized(int fd, int64_t at)
+{
+	struct pg_fdtab_close c;
+	struct pg_fdtab_gone gone;
+	int what = pg_fdtab_close_begin(fd, &c, 0);
+
+	c.finalizer = 1;
+	c.closed_ns = at;
+	pg_fdtab_close_end(&c, PG_CLOSED, 0, &gone);
+	return what;
+}
+
+/* A finalizer's close (SPEC section 2): closed and finalized, kept with
+ * its facts for the report, only when the socket itself went; a fork
+ * child forgets its parent's. */
+static void test_fdtab_finalized_kept_and_counted(void **state)
+{
+	uint32_t s = site_of(1, 2), t = site_of(5, 6);
+	struct pg_fdtab_gone gone;
+	struct pg_cut c;
+
+	(void)state;
+	add(5, 100, s, 0);
+	add(6, 101, t, 0);
+	assert_int_equal(pg_fdtab_dup(6, 9, t, PG_VIA_DUP, &gone), 0);
+	assert_int_equal(close_finalized(5, 77), PG_ENTRY_LIVE);
+	close_finalized(9, 78); /* 6 still names the socket: not gone */
+	close_fd(6, PG_CLOSED, 0);
+	c = cut();
+	assert_int_equal(c.n.closed, 2);
+	assert_int_equal(c.n.finalized, 1);
+	assert_int_equal(c.fins_listed, 1);
+	assert_true(adds_up(&c));
+	for (int i = 0, seen = 0; i < PG_SHARDS; i++) {
+		for (const struct pg_final *f = c.fins[i]; f; f = f->next) {
+			assert_int_equal(seen++, 0);
+			assert_int_equal(f->site, s);
+			assert_int_equal(f->closed_ns, 77);
+			assert_int_equal(f->created_ns, 1);
+			assert_int_equal(f->domain, 2);
+		}
+	}
+	pg_locks_fork_prepare();
+	pg_fdtab_fork_child();
+	pg_locks_fork_child();
+	c = cut();
+	assert_int_equal(c.n.finalized, 0);
+	assert_int_equal(c.fins_listed, 0);
+}
+
 static void test_fdtab_reused_number_counts_closed_unseen(void **state)
 {
 	struct pg_cut c;
@@ -546,6 +596,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_fdtab_sites_are_deduplicated, reset),
 		cmocka_unit_test_setup(test_fdtab_add_and_close, reset),
+		cmocka_unit_test_setup(test_fdtab_finalized_kept_and_counted, reset),
 		cmocka_unit_test_setup(test_fdtab_scans_reach_each_chunks_top, reset),
 		cmocka_unit_test_setup(test_fdtab_dup_keeps_socket_open_until_last, reset),
 		cmocka_unit_test_setup(test_fdtab_reused_number_counts_closed_unseen, reset),

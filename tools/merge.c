@@ -453,6 +453,7 @@ static void merge_site(struct pg_merge *m, const struct pg_minst *in, const json
 	s->open += pg_merge_int(site, "open");
 	s->leaked += pg_merge_int(site, "leaked");
 	s->created += pg_merge_int(site, "created");
+	s->finalized += pg_merge_int(site, "finalized");
 	json_array_foreach(json_object_get(site, "sockets"), i, sock)
 	    json_array_append_new(s->sockets, with_pid(sock, in->pid));
 	if (in->pid > 0) {

@@ -12,7 +12,7 @@ struct pg_msite {
 	char *key; /* frames' (module, offset) pairs, see merge.c */
 	size_t keylen;
 	json_t *frames; /* of the first report that had this site */
-	json_int_t open, leaked, created;
+	json_int_t open, leaked, created, finalized;
 	json_t *sockets; /* every socket of every process, each with "pid" */
 	long *pids; /* processes with sockets or creations here */
 	size_t npids;

@@ -77,6 +77,19 @@ static void print_socket(const json_t *s)
 	const json_t *age = json_object_get(s, "age_ms"), *leaked = json_object_get(s, "leaked");
 	json_int_t handles = pg_merge_int(s, "handles");
 
+	if (pg_merge_str(s, "closed_by")) {
+		/* SPEC section 2: closed, never by the program. */
+		printf(
+		    "  pid %lld: closed by the interpreter's finalizer, never by the program: %s",
+		    (long long)pg_merge_int(s, "pid"),
+		    proto                       ? proto
+		    : pg_merge_str(s, "family") ? pg_merge_str(s, "family")
+						: "?");
+		if (json_is_integer(age))
+			printf(", open %lld ms", (long long)json_integer_value(age));
+		puts(json_is_false(leaked) ? " [not counted as leaked]" : "");
+		return;
+	}
 	printf("  pid %lld fd %lld: %s", (long long)pg_merge_int(s, "pid"),
 	       (long long)pg_merge_int(s, "fd"),
 	       proto                       ? proto
@@ -165,13 +178,18 @@ static void print_text(struct pg_merge *m)
 
 	for (i = 0; i < m->nsites; i++) {
 		const struct pg_msite *s = v[i];
-		if (!s->open && !s->leaked)
+		if (!s->open && !s->leaked && !s->finalized)
 			continue;
 		if (s->leaked)
 			printf("Leak of %lld socket(s) (%lld open, ", (long long)s->leaked,
 			       (long long)s->open);
+		else if (!s->open)
+			printf("Closed only by the interpreter's finalizer: %lld socket(s) (",
+			       (long long)s->finalized);
 		else
 			printf("Open, not counted as leaked: %lld socket(s) (", (long long)s->open);
+		if (s->finalized && (s->leaked || s->open))
+			printf("%lld finalized, ", (long long)s->finalized);
 		if (json_array_size(s->frames))
 			printf("%lld created here) in %zu process(es), from:\n",
 			       (long long)s->created, s->npids);
@@ -227,6 +245,9 @@ static void print_text(struct pg_merge *m)
 	       (long long)pg_merge_int(t, "closed_unseen"), (long long)pg_merge_int(t, "open"),
 	       (long long)pg_merge_int(t, "leaked"), (long long)pg_merge_int(t, "suppressed"),
 	       (long long)pg_merge_int(t, "double_closes"));
+	if (pg_merge_int(t, "finalized"))
+		printf("; %lld of the closed by the interpreter's finalizer",
+		       (long long)pg_merge_int(t, "finalized"));
 	if (pg_merge_int(t, "lost"))
 		printf("; %lld record(s) lost to memory exhaustion",
 		       (long long)pg_merge_int(t, "lost"));
@@ -272,6 +293,8 @@ static void print_json(struct pg_merge *m)
 		json_object_set_new(so, "open", json_integer(s->open));
 		json_object_set_new(so, "leaked", json_integer(s->leaked));
 		json_object_set_new(so, "created", json_integer(s->created));
+		if (s->finalized)
+			json_object_set_new(so, "finalized", json_integer(s->finalized));
 		json_object_set_new(so, "pids", pids_json(s->pids, s->npids));
 		json_object_set(so, "frames", s->frames);
 		json_object_set(so, "sockets", s->sockets);

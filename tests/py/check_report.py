@@ -3,7 +3,8 @@ report (the first line whose reason is REASON, default any) of tests/py's
 programs, prints one TAP line per check, exits 1 when one failed.
 KIND: app (app.py: db.py leaked 3 from connect_backend, cache.py leaked 1
 from open_cache, ok.py's closed sockets not listed), exit (app.py's exit
-report: cache.py's detached descriptor leaked), asyncio (asyncio_app.py)."""
+report: cache.py's detached descriptor leaked), asyncio (asyncio_app.py),
+finalize and finalize-exit (finalize_app.py while it runs, and at exit)."""
 import json
 import os
 import re
@@ -87,6 +88,38 @@ def main():
     elif kind == "exit":
         say(rep.get("reason") == "exit", "an exit report")
         expect_site(rep, "open_cache", "svc/cache.py", "LEAK-CACHE", 1)
+    elif kind in ("finalize", "finalize-exit"):
+        at_exit = kind == "finalize-exit"
+        gone = ["FIN-DROP", "FIN-CYCLE", "FIN-ASYNC"]
+        funcs = {"FIN-DROP": "dropped", "FIN-CYCLE": "cycle", "FIN-ASYNC": "transport_dropped",
+                 "FIN-SHUTDOWN": "left_for_shutdown"}
+        for m in gone + (["FIN-SHUTDOWN"] if at_exit else []):
+            s = expect_site(rep, funcs[m], "finalize_app.py", m, 1 if at_exit else 0)
+            if not s:
+                continue
+            socks = s.get("sockets", [])
+            say(s.get("finalized") == 1 and s.get("open") == 0,
+                "  %s: 1 finalized, 0 open (got %s, %s)" % (m, s.get("finalized"), s.get("open")))
+            say(len(socks) == 1 and socks[0].get("closed_by") == "finalizer" and
+                "fd" not in socks[0] and socks[0].get("leaked") is at_exit,
+                "  %s: listed with closed_by finalizer, no fd, leaked %s: %s" %
+                (m, at_exit, socks))
+        if not at_exit:
+            s = expect_site(rep, "left_for_shutdown", "finalize_app.py", "FIN-SHUTDOWN", 1)
+            say(s is not None and s.get("open") == 1 and "finalized" not in s,
+                "  still open while the program runs")
+        for m, f in (("OWN-CLOSE", "closed"), ("OWN-WITH", "with_block"),
+                     ("OWN-DETACH", "detached"), ("OWN-FD", "closed_by_number")):
+            s, _ = site_with(rep, f, "finalize_app.py")
+            say(s is None, "closed by the program (%s: %s) is not listed" % (m, f))
+        t = rep["totals"]
+        want = 4 if at_exit else 3
+        say(t.get("finalized") == want, "totals.finalized %d (got %s)" % (want, t.get("finalized")))
+        if at_exit:
+            say(t.get("leaked") == 4 and t.get("open") == 0 and t["created"] == t["closed"],
+                "at exit: 4 leaked, 0 open, every socket closed: %s" % t)
+        else:
+            say(t.get("leaked") == 1, "while running, only the open one counts as leaked: %s" % t)
     elif kind == "asyncio":
         expect_site(rep, "open_backend", "asyncio_app.py", "ASYNC-CONN", 1)
     sys.exit(1 if failed else 0)
