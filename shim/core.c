@@ -175,6 +175,7 @@ static void do_init(void)
 	read_argv0();
 	if (cfg.stack_depth > 0) {
 		pg_stack_init();
+		pg_python_native = cfg.native_frames;
 		pg_python_init();
 	}
 	pg_reporter_init();

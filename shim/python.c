@@ -1,7 +1,7 @@
-/* Python frames read from CPython's memory (see shim/python.h). The layout
- * is CPython 3.11's (Include/internal/pycore_frame.h, cpython/code.h,
- * cpython/unicodeobject.h), the same from 3.11.0 to 3.11.x; offsets checked
- * against pyenv's 3.11.7 headers and run against Debian's 3.11.2. Only this
+/* Python frames read from CPython's memory (see shim/python.h). The layouts
+ * are CPython 3.11's, 3.12's and 3.13's (Include/internal/pycore_frame.h,
+ * cpython/code.h, cpython/unicodeobject.h); offsets checked against pyenv's
+ * 3.11.7, 3.12.1 and 3.13.0 headers, run against those and Debian's 3.11.2. Only this
  * thread's frames are read, while this thread is inside a call of ours: no
  * other thread changes them meanwhile, and the objects they name are alive.
  * Every pointer is still checked (type objects, bounds) before it is used. */
@@ -17,32 +17,41 @@
 #include <string.h>
 
 int pg_python_on;
+int pg_python_native;
 
-/* CPython 3.11, x86-64 and other LP64 targets. */
-#define RT_FINALIZING 24 /* _PyRuntimeState._finalizing */
-#define TS_CFRAME 56 /* PyThreadState.cframe */
-#define CF_CURRENT 8 /* _PyCFrame.current_frame */
-#define FR_CODE 32 /* _PyInterpreterFrame.f_code */
-#define FR_PREVIOUS 48
-#define FR_PREV_INSTR 56
-#define FR_IS_ENTRY 68
-#define FR_OWNER 69
+/* The layouts read, x86-64 and other LP64 targets: offsets from pyenv's
+ * 3.11.7, 3.12.1 and 3.13.0 headers (offsetof, Py_BUILD_CORE), the same
+ * within each minor version. 3.13 also publishes them in _Py_DebugOffsets
+ * at the start of _PyRuntime, for tools like this one: what it has is read
+ * from there. */
+struct layout {
+	int minor;
+	int rt_finalizing; /* _PyRuntimeState._finalizing */
+	int ts_cframe; /* PyThreadState.cframe; -1: the frame is in the thread state */
+	int ts_frame; /* _PyCFrame.current_frame, or PyThreadState.current_frame */
+	int fr_code, fr_previous, fr_instr, fr_owner; /* _PyInterpreterFrame */
+	int fr_is_entry; /* 3.11; -1: entry frames are owned by the C stack */
+	int co_firstlineno, co_firsttraceable, co_filename, co_qualname, co_linetable;
+	int co_code; /* co_code_adaptive: the instructions */
+	int str_ascii_data, str_compact_data; /* sizeof(PyASCIIObject), compact's */
+};
+static const struct layout layouts[] = {
+	{ 11, 24, 56, 8, 32, 48, 56, 69, 68, 72, 168, 112, 128, 136, 184, 48, 72 },
+	{ 12, 24, 56, 0, 0, 8, 56, 70, -1, 68, 176, 112, 128, 136, 192, 40, 56 },
+	{ 13, 608, -1, 72, 0, 8, 56, 70, -1, 68, 184, 112, 128, 136, 200, 40, 56 },
+};
+static struct layout L;
 #define OWNED_BY_GENERATOR 1
-#define CO_FIRSTLINENO 72
-#define CO_FIRSTTRACEABLE 168
-#define CO_FILENAME 112
-#define CO_QUALNAME 128
-#define CO_LINETABLE 136
-#define CO_CODE 184 /* co_code_adaptive: the instructions */
+#define OWNED_BY_CSTACK 3 /* 3.12 and later: the evaluation loop's entry frame */
 #define OB_TYPE 8
 #define TP_NAME 24 /* PyTypeObject.tp_name (3.11 to 3.13) */
 #define TP_FINALIZE 392
+#define SPEC_SLOTS 24 /* PyType_Spec.slots */
+#define SLOT_TP_FINALIZE 80 /* Py_tp_finalize */
 #define VAR_SIZE 16 /* PyVarObject.ob_size */
 #define BYTES_DATA 32 /* PyBytesObject.ob_sval */
 #define STR_LENGTH 16
 #define STR_STATE 32
-#define STR_ASCII_DATA 48 /* sizeof(PyASCIIObject) */
-#define STR_COMPACT_DATA 72 /* sizeof(PyCompactUnicodeObject) */
 #define MAX_WALK 4096 /* frames walked at most (a cycle is a bug of ours) */
 
 static void *(*this_thread_state)(void);
@@ -53,14 +62,61 @@ static char version[32];
 
 #define AT(p, off, type) (*(const type *)((uintptr_t)(p) + (off)))
 
+/* 3.13's _Py_DebugOffsets (Include/internal/pycore_runtime.h), where it
+ * has what we read; 0 when it is not there or is not what we can read (a
+ * free-threaded build). Offsets of its fields from 3.13.0's header. */
+static int debug_offsets(struct layout *l)
+{
+	const char *d = runtime;
+	const struct layout *base = l;
+	struct layout o = *base;
+	uint64_t v;
+
+	if (memcmp(d, "xdebugpy", 8) || AT(d, 16, uint64_t) != 0)
+		return 0;
+#define DO(field, at)                    \
+	do {                             \
+		v = AT(d, at, uint64_t); \
+		if (v > 4096)            \
+			return 0;        \
+		o.field = (int)v;        \
+	} while (0)
+	DO(rt_finalizing, 32);
+	DO(ts_frame, 184);
+	DO(fr_previous, 232);
+	DO(fr_code, 240);
+	DO(fr_instr, 248);
+	DO(fr_owner, 264);
+	DO(co_filename, 280);
+	DO(co_qualname, 296);
+	DO(co_linetable, 304);
+	DO(co_firstlineno, 312);
+	DO(co_code, 344);
+	DO(str_ascii_data, 560);
+#undef DO
+	o.str_compact_data = o.str_ascii_data + 16; /* utf8_length, utf8 */
+	/* Not published: right only when the code object is laid out as in
+	 * the headers we know; else incomplete frames are not told apart. */
+	if (o.co_code != base->co_code || o.co_firstlineno != base->co_firstlineno)
+		o.co_firsttraceable = -1;
+	*l = o;
+	return 1;
+}
+
 void pg_python_init(void)
 {
 	const unsigned long *v = dlsym(RTLD_DEFAULT, "Py_Version");
 	void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
 	const ElfW(Sym) *sym = NULL;
 	Dl_info info;
+	int minor = -1;
 
-	if (!v || !eval || ((*v >> 24) & 0xff) != 3 || ((*v >> 16) & 0xff) != 11)
+	if (!v || !eval || ((*v >> 24) & 0xff) != 3)
+		return;
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+		if (layouts[i].minor == (int)((*v >> 16) & 0xff))
+			L = layouts[i], minor = L.minor;
+	if (minor < 0)
 		return;
 	this_thread_state = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
 	code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
@@ -70,6 +126,8 @@ void pg_python_init(void)
 	runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
 	if (!this_thread_state || !code_type || !unicode_type || !bytes_type || !type_type ||
 	    !runtime)
+		return;
+	if (minor >= 13 && !debug_offsets(&L))
 		return;
 	if (!dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
 		return;
@@ -83,6 +141,11 @@ void pg_python_init(void)
 const char *pg_python_version(void)
 {
 	return pg_python_on ? version : NULL;
+}
+
+uintptr_t pg_python_eval_pc(void)
+{
+	return eval_lo + 1;
 }
 
 int pg_python_is_eval(uintptr_t pc)
@@ -121,8 +184,41 @@ static int segments(uintptr_t start, uintptr_t bias, struct seg *out, int max)
 	return n;
 }
 
-/* A PyTypeObject named "_socket.socket" in the object's data (CPython
- * 3.11 makes it a static type): its tp_finalize, or 0. */
+static int in_segment(const struct seg *sg, int n, uintptr_t lo, uintptr_t size, unsigned flag)
+{
+	for (int j = 0; j < n; j++)
+		if ((sg[j].flags & flag) && lo >= sg[j].lo && lo <= sg[j].hi &&
+		    size <= sg[j].hi - lo)
+			return 1;
+	return 0;
+}
+
+/* What the pointer at w to the name "_socket.socket" belongs to, if it is
+ * the socket type: its finalizer, else 0. 3.11 makes the type static (a
+ * PyTypeObject in the data: tp_name, then tp_finalize); 3.12 and 3.13 make
+ * it from a PyType_Spec (name first, then the slots, Py_tp_finalize among
+ * them). */
+static uintptr_t finalizer_at(const struct seg *sg, int n, const uintptr_t *w)
+{
+	uintptr_t type = (uintptr_t)w - TP_NAME, fin = 0, slots;
+
+	if (AT(type, OB_TYPE, uintptr_t) == type_type)
+		fin = AT(type, TP_FINALIZE, uintptr_t);
+	else if (in_segment(sg, n, slots = AT(w, SPEC_SLOTS, uintptr_t), 16, PF_R))
+		for (int k = 0; k < 96 && in_segment(sg, n, slots + 16 * (uintptr_t)k, 16, PF_R);
+		     k++) {
+			int id = AT(slots + 16 * (uintptr_t)k, 0, int);
+			if (id == 0)
+				break;
+			if (id == SLOT_TP_FINALIZE) {
+				fin = AT(slots + 16 * (uintptr_t)k, 8, uintptr_t);
+				break;
+			}
+		}
+	return fin && in_segment(sg, n, fin, 1, PF_X) ? fin : 0;
+}
+
+/* The socket type's finalizer, found in the object's data by its name. */
 static uintptr_t socket_finalizer(const struct seg *sg, int n)
 {
 	static const char name[] = "_socket.socket";
@@ -140,21 +236,19 @@ static uintptr_t socket_finalizer(const struct seg *sg, int n)
 	}
 	for (int i = 0; i < n && nn; i++) {
 		const uintptr_t *w, *end;
-		if (!(sg[i].flags & PF_W))
+		if (!(sg[i].flags & PF_W) || sg[i].hi - sg[i].lo < TP_FINALIZE + 8)
 			continue;
+		/* The word scanned is at least TP_NAME into the segment and
+		 * leaves room for what finalizer_at reads after it. */
 		w = (const uintptr_t *)((sg[i].lo + TP_NAME + 7) & ~(uintptr_t)7);
 		end = (const uintptr_t *)(sg[i].hi - (TP_FINALIZE + 8 - TP_NAME));
 		for (; w < end; w++) {
-			uintptr_t type = (uintptr_t)w - TP_NAME, fin;
 			int k = 0;
+			uintptr_t fin;
 			while (k < nn && *w != names[k])
 				k++;
-			if (k == nn || AT(type, OB_TYPE, uintptr_t) != type_type)
-				continue;
-			fin = AT(type, TP_FINALIZE, uintptr_t);
-			for (int j = 0; j < n; j++)
-				if ((sg[j].flags & PF_X) && fin >= sg[j].lo && fin < sg[j].hi)
-					return fin;
+			if (k < nn && (fin = finalizer_at(sg, n, w)))
+				return fin;
 		}
 	}
 	return 0;
@@ -247,22 +341,36 @@ int pg_python_capture(struct pg_pyraw *out, int max)
 	/* While the interpreter finalizes, every other thread's state is
 	 * freed (a daemon thread returning from accept() still has its
 	 * pointer): only the finalizing thread's is read then. */
-	fin = __atomic_load_n((const void *const *)(runtime + RT_FINALIZING), __ATOMIC_ACQUIRE);
+	fin = __atomic_load_n((const void *const *)(runtime + L.rt_finalizing), __ATOMIC_ACQUIRE);
 	if (fin && fin != ts)
 		return 0;
-	cf = AT(ts, TS_CFRAME, const void *);
-	f = cf ? AT(cf, CF_CURRENT, const void *) : NULL;
+	if (L.ts_cframe >= 0) {
+		cf = AT(ts, L.ts_cframe, const void *);
+		f = cf ? AT(cf, L.ts_frame, const void *) : NULL;
+	} else {
+		f = AT(ts, L.ts_frame, const void *);
+	}
 	for (int walked = 0; f && n < max && walked < MAX_WALK; walked++) {
-		uintptr_t code = AT(f, FR_CODE, uintptr_t), start, prev;
-		int entry = AT(f, FR_IS_ENTRY, unsigned char) != 0;
+		uintptr_t code = AT(f, L.fr_code, uintptr_t), start, prev;
+		int owner = AT(f, L.fr_owner, unsigned char), entry = 0;
+		if (L.fr_is_entry >= 0) {
+			entry = AT(f, L.fr_is_entry, unsigned char) != 0;
+		} else if (owner == OWNED_BY_CSTACK) {
+			/* 3.12+: the evaluation loop's own frame, outside the
+			 * frames it ran: the one before it was its first. */
+			if (n > 0)
+				out[n - 1].instr |= PG_PY_ENTRY;
+			f = AT(f, L.fr_previous, const void *);
+			continue;
+		}
 		if (!code || AT(code, OB_TYPE, uintptr_t) != code_type)
 			break;
-		start = code + CO_CODE;
-		prev = AT(f, FR_PREV_INSTR, uintptr_t);
+		start = code + (uintptr_t)L.co_code;
+		prev = AT(f, L.fr_instr, uintptr_t);
 		/* An incomplete frame (its code not started yet) is not shown,
 		 * as CPython's own tracebacks leave it out. */
-		if (AT(f, FR_OWNER, unsigned char) != OWNED_BY_GENERATOR &&
-		    prev < start + 2 * (uintptr_t)AT(code, CO_FIRSTTRACEABLE, int)) {
+		if (owner != OWNED_BY_GENERATOR && L.co_firsttraceable >= 0 &&
+		    prev < start + 2 * (uintptr_t)AT(code, L.co_firsttraceable, int)) {
 			if (entry && n > 0)
 				out[n - 1].instr |= PG_PY_ENTRY;
 		} else {
@@ -271,7 +379,7 @@ int pg_python_capture(struct pg_pyraw *out, int max)
 			    (prev >= start ? (prev - start) / 2 : 0) | (entry ? PG_PY_ENTRY : 0);
 			n++;
 		}
-		f = AT(f, FR_PREVIOUS, const void *);
+		f = AT(f, L.fr_previous, const void *);
 	}
 	return n;
 }
@@ -322,11 +430,11 @@ static const char *str_copy(uintptr_t o)
 	if (!((state >> 5) & 1) || len < 0) /* not compact: a legacy string */
 		return NULL;
 	if ((state >> 6) & 1) {
-		const unsigned char *d = (const unsigned char *)(o + STR_ASCII_DATA);
+		const unsigned char *d = (const unsigned char *)(o + (uintptr_t)L.str_ascii_data);
 		for (long i = 0; i < len && at + 1 < sizeof(buf); i++)
 			buf[at++] = (char)d[i];
 	} else {
-		const unsigned char *d = (const unsigned char *)(o + STR_COMPACT_DATA);
+		const unsigned char *d = (const unsigned char *)(o + (uintptr_t)L.str_compact_data);
 		for (long i = 0; i < len && at + 4 < sizeof(buf); i++) {
 			uint32_t cp = kind == 1   ? d[i]
 				      : kind == 2 ? ((const uint16_t *)d)[i]
@@ -368,9 +476,9 @@ static int read_svarint(const unsigned char **p, const unsigned char *end)
  * instruction at unit, 0 when it has none. */
 static int line_of(uintptr_t code, uintptr_t unit)
 {
-	uintptr_t table = AT(code, CO_LINETABLE, uintptr_t);
+	uintptr_t table = AT(code, L.co_linetable, uintptr_t);
 	const unsigned char *p, *end;
-	int line = AT(code, CO_FIRSTLINENO, int);
+	int line = AT(code, L.co_firstlineno, int);
 	uintptr_t addr = 0;
 	long size;
 
@@ -416,8 +524,8 @@ void pg_python_resolve(const struct pg_pyraw *raw, int n, struct pg_pyframe *out
 		out[i].entry = (raw[i].instr & PG_PY_ENTRY) != 0;
 		if (!code || AT(code, OB_TYPE, uintptr_t) != code_type)
 			continue;
-		out[i].function = str_copy(AT(code, CO_QUALNAME, uintptr_t));
-		out[i].file = str_copy(AT(code, CO_FILENAME, uintptr_t));
+		out[i].function = str_copy(AT(code, L.co_qualname, uintptr_t));
+		out[i].file = str_copy(AT(code, L.co_filename, uintptr_t));
 		out[i].line = line_of(code, unit);
 	}
 }

@@ -71,6 +71,11 @@ static inline int pg_python_finalizer_call(uintptr_t ret)
  * Cheap once done or given up. */
 void pg_python_learn(uintptr_t pc);
 
+/* native_frames (shim/config.h): set before pg_python_init. */
+extern int pg_python_native;
+/* A return address that stands for any in the evaluation loop. */
+uintptr_t pg_python_eval_pc(void);
+
 /* "CPython 3.11.2" or NULL. */
 const char *pg_python_version(void);
 

@@ -13,6 +13,7 @@
 
 #include <execinfo.h>
 #include <link.h>
+#include <string.h>
 
 static int inited;
 static uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
@@ -86,15 +87,33 @@ __thread void *pg_stack_frame __attribute__((tls_model("initial-exec")));
 static __attribute__((noinline)) uint32_t with_python(uint32_t csite, int max)
 {
 	struct pg_pyraw py[PG_MAX_DEPTH];
+	uintptr_t frames[PG_MAX_DEPTH];
 	const struct pg_site *c = pg_sites_get(csite);
 	int npy = pg_python_capture(py, max);
+	unsigned depth;
 
 	if (npy <= 0 || !c)
 		return csite;
 	/* The socket module's C frames are below: where its type is. */
 	if (!pg_python_fin[0].size && c->depth)
 		pg_python_learn(c->frames[0]);
-	return pg_sites_intern_py(c->frames, c->depth, py, (unsigned)npy);
+	/* The site is what the report shows: the C frames up to the first
+	 * evaluation loop, then the Python frames. The interpreter's C
+	 * frames (which handler of the loop called, specialized or not: 3.13
+	 * calls a class's __init__ by one path the first time, another
+	 * after) would split one Python call site into several. */
+	depth = c->depth > PG_MAX_DEPTH ? PG_MAX_DEPTH : c->depth;
+	memcpy(frames, c->frames, depth * sizeof(*frames));
+	if (!pg_python_native) {
+		for (unsigned i = 0; i < depth; i++) {
+			if (pg_python_is_eval(frames[i])) {
+				frames[i] = pg_python_eval_pc();
+				depth = i + 1;
+				break;
+			}
+		}
+	}
+	return pg_sites_intern_py(frames, depth, py, (unsigned)npy);
 }
 
 PG_HOT uint32_t pg_stack_site(int max)
