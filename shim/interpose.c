@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PG_EXPORT __attribute__((visibility("default")))
@@ -322,6 +323,187 @@ PG_EXPORT void closefrom(int lowfd)
 	if (on)
 		PG_HOOK(pg_core_range_end(&r, 1));
 	errno = err;
+}
+
+/* ---- syscall(): libuv closes with syscall(SYS_close) ---- */
+
+/* The system call itself, as glibc's syscall() makes it: no cancellation
+ * point, errno set only on failure. */
+static inline long pg_sys(long nr, long a, long b, long c, long d, long e, long f)
+{
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	if ((unsigned long)ret > -4096UL) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+#else
+	pg_real_bind();
+	return pg_real.syscall(nr, a, b, c, d, e, f);
+#endif
+}
+
+/* The numbers that make, copy or close descriptors, with the same hooks as
+ * their wrappers; descriptor arguments truncated to int, as the kernel
+ * reads them. */
+static __attribute__((noinline)) long pg_syscall_fd(long nr, long a, long b, long c, long d, long e,
+						    long f)
+{
+	int on = pg_core_on(), err;
+	long rc;
+
+	switch (nr) {
+	case SYS_socket:
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (rc >= 0 && on)
+			PG_HOOK(pg_core_socket((int)rc, (int)a, (int)b, (int)c));
+		else if (rc >= 0 && pg_inside)
+			pg_core_missed();
+		errno = err;
+		return rc;
+	case SYS_socketpair:
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (rc == 0 && on)
+			PG_HOOK(pg_core_socketpair((const int *)d, (int)a, (int)b, (int)c));
+		errno = err;
+		return rc;
+	case SYS_accept:
+	case SYS_accept4:
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		return rc < 0 ? rc : pg_accepted(on, (int)rc);
+	case SYS_connect:
+		if (on && pg_enforce_what) {
+			struct pg_enforce_conn cn;
+			int r;
+			err = errno;
+			{
+				PG_INSIDE_SCOPE;
+				r = pg_core_connect_begin((int)a, (const struct sockaddr *)b,
+							  (socklen_t)c, &cn);
+			}
+			if (r < 0) {
+				errno = -r;
+				return -1;
+			}
+			errno = err;
+			rc = pg_sys(nr, a, b, c, d, e, f);
+			err = errno;
+			PG_HOOK(pg_core_connect_end(&cn, (int)rc, err));
+			errno = err;
+			return rc;
+		}
+		return pg_sys(nr, a, b, c, d, e, f);
+	case SYS_shutdown:
+		err = errno;
+		if (on && pg_enforce_what)
+			PG_HOOK(pg_core_shutdown((int)a, (int)b));
+		errno = err;
+		return pg_sys(nr, a, b, c, d, e, f);
+	case SYS_close: {
+		struct pg_core_close op;
+		if (on)
+			PG_HOOK(pg_core_close_begin((int)a, &op));
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (on)
+			PG_HOOK(pg_core_close_end(&op, rc < 0 && err == EBADF ? PG_WAS_GONE
+									      : PG_CLOSED));
+		errno = err;
+		return rc;
+	}
+	case SYS_dup:
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (rc >= 0 && on)
+			PG_HOOK(pg_core_dup((int)a, (int)rc, PG_VIA_DUP));
+		errno = err;
+		return rc;
+#ifdef SYS_dup2
+	case SYS_dup2:
+#endif
+	case SYS_dup3: {
+		struct pg_core_close op;
+		int three = nr == SYS_dup3, dup_on = on && (int)a != (int)b;
+		if (dup_on)
+			PG_HOOK(pg_core_close_begin((int)b, &op));
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (dup_on) {
+			PG_HOOK(pg_core_close_end(&op, rc < 0 ? PG_NOT_CLOSED : PG_CLOSED));
+			if (rc >= 0)
+				PG_HOOK(pg_core_dup((int)a, (int)rc,
+						    three ? PG_VIA_DUP3 : PG_VIA_DUP2));
+		}
+		errno = err;
+		return rc;
+	}
+	case SYS_fcntl:
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (rc >= 0 && on && ((int)b == F_DUPFD || (int)b == F_DUPFD_CLOEXEC))
+			PG_HOOK(pg_core_dup((int)a, (int)rc, PG_VIA_FCNTL));
+		errno = err;
+		return rc;
+	case SYS_close_range: {
+		struct pg_core_range r;
+		unsigned first = (unsigned)a, last = (unsigned)b;
+		int range_on = on && !((int)c & CLOSE_RANGE_CLOEXEC) && first <= last;
+		if (range_on)
+			PG_HOOK(pg_core_range_begin(first, last, &r));
+		rc = pg_sys(nr, a, b, c, d, e, f);
+		err = errno;
+		if (range_on)
+			PG_HOOK(pg_core_range_end(&r, rc == 0));
+		errno = err;
+		return rc;
+	}
+	}
+	return pg_sys(nr, a, b, c, d, e, f);
+}
+
+/* Every other number: a range check and a jump to the system call, no
+ * lock, errno untouched but by the call's own failure. */
+PG_HOT PG_EXPORT long syscall(long nr, ...)
+{
+	va_list ap;
+	long a, b, c, d, e, f;
+
+	va_start(ap, nr);
+	a = va_arg(ap, long);
+	b = va_arg(ap, long);
+	c = va_arg(ap, long);
+	d = va_arg(ap, long);
+	e = va_arg(ap, long);
+	f = va_arg(ap, long);
+	va_end(ap);
+	switch (nr) {
+	case SYS_socket:
+	case SYS_socketpair:
+	case SYS_accept:
+	case SYS_accept4:
+	case SYS_connect:
+	case SYS_shutdown:
+	case SYS_close:
+	case SYS_dup:
+#ifdef SYS_dup2
+	case SYS_dup2:
+#endif
+	case SYS_dup3:
+	case SYS_fcntl:
+	case SYS_close_range: return pg_syscall_fd(nr, a, b, c, d, e, f);
+	default: return pg_sys(nr, a, b, c, d, e, f);
+	}
 }
 
 /* fclose closes its descriptor inside libc, where no wrapper sees it. */

@@ -33,6 +33,7 @@ void pg_real_bind(void)
 	PG_BIND(fcntl64, "fcntl64");
 	PG_BIND(close_range, "close_range");
 	PG_BIND(closefrom, "closefrom");
+	PG_BIND(syscall, "syscall");
 	PG_BIND(fclose, "fclose");
 	PG_BIND(sigaction, "sigaction");
 	PG_BIND(signal, "signal");

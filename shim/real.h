@@ -25,6 +25,7 @@ struct pg_real {
 	int (*fcntl64)(int, int, ...);
 	int (*close_range)(unsigned, unsigned, int);
 	void (*closefrom)(int);
+	long (*syscall)(long, ...);
 	int (*fclose)(FILE *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	pg_sighandler_t (*signal)(int, pg_sighandler_t);
