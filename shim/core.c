@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int pg_core_ready;
@@ -323,6 +325,34 @@ PG_HOT void pg_core_accept(int fd)
 void pg_core_received(int fd)
 {
 	born(fd, -1, -1, -1, PG_SOCK_RECEIVED, PG_VIA_RECVMSG, site_here());
+}
+
+/* Descriptors that came over SCM_RIGHTS: the sockets among them are born
+ * here, at the recvmsg call's stack (valgrind: "created at recvmsg"). */
+void pg_core_received_msg(const struct msghdr *m)
+{
+	uint32_t site = 0;
+	int have_site = 0;
+
+	for (const struct cmsghdr *h = CMSG_FIRSTHDR(m); h;
+	     h = CMSG_NXTHDR((struct msghdr *)m, (struct cmsghdr *)h)) {
+		const unsigned char *data = CMSG_DATA(h);
+		size_t n;
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS ||
+		    h->cmsg_len < CMSG_LEN(0))
+			continue;
+		n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+			int fd;
+			memcpy(&fd, data + i * sizeof(int), sizeof(int));
+			if (fd < 0 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+				continue;
+			if (!have_site)
+				site = site_here(), have_site = 1;
+			born(fd, -1, -1, -1, PG_SOCK_RECEIVED, PG_VIA_RECVMSG, site);
+		}
+	}
 }
 
 void pg_core_listen(int fd)

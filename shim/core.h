@@ -41,6 +41,8 @@ void pg_core_socket(int fd, int domain, int type, int protocol);
 void pg_core_socketpair(const int sv[2], int domain, int type, int protocol);
 void pg_core_accept(int fd);
 void pg_core_received(int fd);
+struct msghdr;
+void pg_core_received_msg(const struct msghdr *m);
 void pg_core_listen(int fd);
 /* newfd is another descriptor of oldfd's socket (via: PG_VIA_DUP, ...). */
 void pg_core_dup(int oldfd, int newfd, int via);

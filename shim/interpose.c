@@ -325,6 +325,34 @@ PG_EXPORT void closefrom(int lowfd)
 	errno = err;
 }
 
+/* recvmsg and recvmmsg: descriptors received over SCM_RIGHTS. A message
+ * without control data costs one compare. */
+PG_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	int on = pg_core_on();
+	ssize_t rc = pg_real.recvmsg(fd, msg, flags);
+	int err = errno;
+
+	if (rc >= 0 && on && msg && msg->msg_controllen >= sizeof(struct cmsghdr))
+		PG_HOOK(pg_core_received_msg(msg));
+	errno = err;
+	return rc;
+}
+
+PG_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		       struct timespec *timeout)
+{
+	int on = pg_core_on();
+	int rc = pg_real.recvmmsg(fd, vec, vlen, flags, timeout);
+	int err = errno;
+
+	for (int i = 0; on && vec && i < rc; i++)
+		if (vec[i].msg_hdr.msg_controllen >= sizeof(struct cmsghdr))
+			PG_HOOK(pg_core_received_msg(&vec[i].msg_hdr));
+	errno = err;
+	return rc;
+}
+
 /* ---- syscall(): libuv closes with syscall(SYS_close) ---- */
 
 /* The system call itself, as glibc's syscall() makes it: no cancellation

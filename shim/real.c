@@ -34,6 +34,8 @@ void pg_real_bind(void)
 	PG_BIND(close_range, "close_range");
 	PG_BIND(closefrom, "closefrom");
 	PG_BIND(syscall, "syscall");
+	PG_BIND(recvmsg, "recvmsg");
+	PG_BIND(recvmmsg, "recvmmsg");
 	PG_BIND(fclose, "fclose");
 	PG_BIND(sigaction, "sigaction");
 	PG_BIND(signal, "signal");

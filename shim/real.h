@@ -26,6 +26,8 @@ struct pg_real {
 	int (*close_range)(unsigned, unsigned, int);
 	void (*closefrom)(int);
 	long (*syscall)(long, ...);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 	int (*fclose)(FILE *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	pg_sighandler_t (*signal)(int, pg_sighandler_t);

@@ -49,7 +49,9 @@ static void test_lifecycle_scenarios(void **state)
 		{ "raw_close", 1, 0, 1, 0, 0, 0, 0 },
 		{ "raw_close_reuse", 1, 0, 1, 0, 0, 0, 0 },
 		{ "raw_close_socket_reuse", 1, 0, 1, 1, 0, 1, 0 },
-		{ "scm_rights", 2, 0, 0, 3, 2, 1, 0 },
+		{ "scm_rights", 2, 0, 0, 3, 3, 0, 0 },
+		{ "received_closed", 2, 3, 0, 0, 0, 0, 0 },
+		{ "untracked_tcp", 1, 0, 0, 2, 1, 1, 0 },
 		{ "double_close", 1, 1, 0, 0, 0, 0, 1 },
 		{ "vfork", 1, 0, 0, 1, 1, 0, 0 },
 		{ "posix_spawn", 1, 0, 0, 1, 1, 0, 0 },
@@ -86,6 +88,62 @@ static void test_lifecycle_dup_reports_surviving_handle(void **state)
 	sock = json_array_get(
 	    json_object_get(json_array_get(json_object_get(rep, "sites"), 0), "sockets"), 0);
 	assert_int_equal(pgt_int(sock, "fd"), dupfd);
+	json_decref(rep);
+	pgt_run_free(&r);
+}
+
+/* The socket in site s's sockets whose key is true, or NULL. */
+static json_t *sock_where(json_t *rep, const char *key)
+{
+	json_t *site, *sock;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(rep, "sites"), i, site)
+	    json_array_foreach(json_object_get(site, "sockets"), j,
+			       sock) if (json_is_true(json_object_get(sock, key))) return sock;
+	return NULL;
+}
+
+/* A socket received over SCM_RIGHTS is born at the recvmsg call (valgrind:
+ * "created at recvmsg"), a leak there when left open; an untracked one
+ * still has its type and TCP state. */
+static void test_lifecycle_received_and_untracked(void **state)
+{
+	struct pgt_run r;
+	json_t *rep = scenario("scm_rights", &r), *sock, *site, *d;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(pgt_int(rep, "totals.received"), 1);
+	sock = sock_where(rep, "received");
+	assert_non_null(sock);
+	assert_true(json_is_true(json_object_get(sock, "leaked")));
+	assert_string_equal(json_string_value(json_object_get(sock, "type")), "dgram");
+	d = json_array_get(json_object_get(sock, "descriptors"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "via")), "recvmsg");
+	json_array_foreach(json_object_get(rep, "sites"), i, site)
+	{
+		json_t *s0 = json_array_get(json_object_get(site, "sockets"), 0);
+		if (json_is_true(json_object_get(s0, "received")))
+			assert_string_equal(
+			    json_string_value(json_object_get(
+				json_array_get(json_object_get(site, "frames"), 0), "function")),
+			    "recv_fd");
+	}
+	json_decref(rep);
+	pgt_run_free(&r);
+	{
+		char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), "scm_rights",
+				 NULL };
+		pgt_run(&r, argv, NULL, 1);
+		assert_non_null(strstr(r.err, " in recv_fd "));
+		pgt_run_free(&r);
+	}
+	rep = scenario("untracked_tcp", &r);
+	sock = sock_where(rep, "untracked");
+	assert_non_null(sock);
+	assert_string_equal(json_string_value(json_object_get(sock, "type")), "stream");
+	assert_string_equal(json_string_value(json_object_get(sock, "state")), "CLOSE");
 	json_decref(rep);
 	pgt_run_free(&r);
 }
@@ -438,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_scenarios),
 		cmocka_unit_test(test_lifecycle_dup_reports_surviving_handle),
 		cmocka_unit_test(test_lifecycle_double_close_three_stacks),
+		cmocka_unit_test(test_lifecycle_received_and_untracked),
 		cmocka_unit_test(test_lifecycle_fork_child_has_own_report),
 		cmocka_unit_test(test_lifecycle_exec_inherits),
 		cmocka_unit_test(test_lifecycle_fork_while_signalled),
