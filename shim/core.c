@@ -420,7 +420,28 @@ void pg_core_close_cancelled(struct pg_core_close *op)
 	pg_core_close_end(op, pg_real.fcntl(op->c.fd, F_GETFD) >= 0 ? PG_NOT_CLOSED : PG_CLOSED);
 }
 
-void pg_core_range_begin(unsigned lo, unsigned hi, struct pg_core_range *r)
+/* A finite range over numbers already closed as sockets: each one the
+ * kernel does not have (nothing reopened it, not even behind our back) is
+ * closed again by this call (SPEC section 2). Before the call: after it,
+ * every number of the range is gone. */
+static void range_double_closes(unsigned lo, unsigned hi)
+{
+	int tombs[64], err = errno;
+	size_t n = pg_fdtab_tombs_in((int)lo, (int)hi, tombs, PG_ARRAY_LEN(tombs));
+
+	if (n > PG_ARRAY_LEN(tombs))
+		n = PG_ARRAY_LEN(tombs);
+	for (size_t i = 0; i < n; i++) {
+		struct pg_core_close op;
+		if (pg_real.fcntl(tombs[i], F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		pg_core_close_begin(tombs[i], &op);
+		pg_core_close_end(&op, PG_WAS_GONE);
+	}
+	errno = err;
+}
+
+void pg_core_range_begin(unsigned lo, unsigned hi, int finite, struct pg_core_range *r)
 {
 	int few[32], *fds = few;
 	size_t n, cap = 0;
@@ -431,6 +452,8 @@ void pg_core_range_begin(unsigned lo, unsigned hi, struct pg_core_range *r)
 		return;
 	if (hi > (unsigned)INT32_MAX)
 		hi = INT32_MAX;
+	if (finite)
+		range_double_closes(lo, hi);
 	n = pg_fdtab_fds_in((int)lo, (int)hi, few, PG_ARRAY_LEN(few));
 	if (n > PG_ARRAY_LEN(few)) {
 		cap = n;

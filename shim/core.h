@@ -61,7 +61,10 @@ struct pg_core_range {
 	struct pg_core_close few[32], *ops;
 	size_t n, cap; /* cap: entries of ops when it is not few */
 };
-void pg_core_range_begin(unsigned lo, unsigned hi, struct pg_core_range *r);
+/* finite: a range with an upper bound (close_range(3, 9)), whose numbers
+ * already closed count as closed again; closefrom and close_range(fd, ~0U)
+ * close "everything from here" and never do. */
+void pg_core_range_begin(unsigned lo, unsigned hi, int finite, struct pg_core_range *r);
 void pg_core_range_end(struct pg_core_range *r, int closed);
 
 /* The policy around bind, connect and shutdown. connect_begin returns 0 or

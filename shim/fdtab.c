@@ -699,7 +699,7 @@ void pg_fdtab_set_flags(int fd, unsigned flags)
 	unlock_fd(fd);
 }
 
-size_t pg_fdtab_fds_in(int lo, int hi, int *out, size_t max)
+static size_t slots_in(int lo, int hi, int *out, size_t max, int tombs)
 {
 	int top = (__atomic_load_n(&max_chunk, __ATOMIC_ACQUIRE) + 1) << PG_CHUNK_BITS;
 	size_t n = 0;
@@ -716,13 +716,23 @@ size_t pg_fdtab_fds_in(int lo, int hi, int *out, size_t max)
 			continue;
 		}
 		w = __atomic_load_n(&c[fd & (PG_CHUNK - 1)], __ATOMIC_RELAXED);
-		if (w && !(w & 1)) {
+		if (tombs ? (w & 3) == 3 : w && !(w & 1)) {
 			if (n < max)
 				out[n] = fd;
 			n++;
 		}
 	}
 	return n;
+}
+
+size_t pg_fdtab_fds_in(int lo, int hi, int *out, size_t max)
+{
+	return slots_in(lo, hi, out, max, 0);
+}
+
+size_t pg_fdtab_tombs_in(int lo, int hi, int *out, size_t max)
+{
+	return slots_in(lo, hi, out, max, 1);
 }
 
 size_t pg_fdtab_size_hint(void)

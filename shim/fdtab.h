@@ -125,6 +125,9 @@ void pg_fdtab_set_flags(int fd, unsigned flags);
 /* Tracked descriptors in [lo, hi] (close_range, closefrom): fills up to max
  * of out, returns how many there are. */
 size_t pg_fdtab_fds_in(int lo, int hi, int *out, size_t max);
+/* Numbers in [lo, hi] this process closed as sockets and nothing reopened
+ * since, as far as it saw (double-close candidates); same convention. */
+size_t pg_fdtab_tombs_in(int lo, int hi, int *out, size_t max);
 
 /* One descriptor at the cut, with its socket's facts as they were. */
 struct pg_snap {

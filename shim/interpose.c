@@ -301,7 +301,8 @@ PG_EXPORT int close_range(unsigned first, unsigned last, int flags)
 	int rc, err;
 
 	if (on)
-		PG_HOOK(pg_core_range_begin(first, last, &r));
+		PG_HOOK(pg_core_range_begin(first, last,
+					    last < INT_MAX && !(flags & CLOSE_RANGE_UNSHARE), &r));
 	rc = pg_real.close_range(first, last, flags);
 	err = errno;
 	if (on)
@@ -317,7 +318,7 @@ PG_EXPORT void closefrom(int lowfd)
 	int err;
 
 	if (on)
-		PG_HOOK(pg_core_range_begin((unsigned)lowfd, INT_MAX, &r));
+		PG_HOOK(pg_core_range_begin((unsigned)lowfd, INT_MAX, 0, &r));
 	pg_real.closefrom(lowfd);
 	err = errno;
 	if (on)
@@ -488,7 +489,8 @@ static __attribute__((noinline)) long pg_syscall_fd(long nr, long a, long b, lon
 		unsigned first = (unsigned)a, last = (unsigned)b;
 		int range_on = on && !((int)c & CLOSE_RANGE_CLOEXEC) && first <= last;
 		if (range_on)
-			PG_HOOK(pg_core_range_begin(first, last, &r));
+			PG_HOOK(pg_core_range_begin(
+			    first, last, last < INT_MAX && !((int)c & CLOSE_RANGE_UNSHARE), &r));
 		rc = pg_sys(nr, a, b, c, d, e, f);
 		err = errno;
 		if (range_on)

@@ -151,6 +151,19 @@ int main(int argc, char **argv)
 		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 		send_fd(sv[0], raw_fd);
 		printf("received=%d\n", recv_fd(sv[1]) != raw_fd);
+	} else if (!strcmp(s, "close_range_twice")) { /* 3 double closes: a finite range */
+		int first = tcp();
+		tcp();
+		tcp();
+		close_range((unsigned)first, (unsigned)first + 2, 0);
+		close_range((unsigned)first, (unsigned)first + 2, 0);
+	} else if (!strcmp(s, "closefrom_twice")) { /* none: "close everything from here" */
+		int first = tcp();
+		tcp();
+		tcp();
+		closefrom(first);
+		closefrom(first);
+		close_range((unsigned)first, ~0U, 0);
 	} else if (!strcmp(s, "untracked_tcp")) { /* untracked 1 (a TCP one), 1 leaked */
 		raw(SYS_socket, AF_INET, SOCK_STREAM, 0);
 		tcp();

@@ -52,6 +52,8 @@ static void test_lifecycle_scenarios(void **state)
 		{ "scm_rights", 2, 0, 0, 3, 3, 0, 0 },
 		{ "received_closed", 2, 3, 0, 0, 0, 0, 0 },
 		{ "untracked_tcp", 1, 0, 0, 2, 1, 1, 0 },
+		{ "close_range_twice", 3, 3, 0, 0, 0, 0, 3 },
+		{ "closefrom_twice", 3, 3, 0, 0, 0, 0, 0 },
 		{ "double_close", 1, 1, 0, 0, 0, 0, 1 },
 		{ "vfork", 1, 0, 0, 1, 1, 0, 0 },
 		{ "posix_spawn", 1, 0, 0, 1, 1, 0, 0 },
