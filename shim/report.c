@@ -672,6 +672,15 @@ static void text_socket(struct ctx *c, const struct rsock *r)
 	if (r->cls != PG_LEAKED)
 		pg_out_printf(&c->out, " [%s]", class_names[r->cls]);
 	pg_out_puts(&c->out, "\n");
+	/* Its other descriptors, each where it was made (valgrind lists each
+	 * with its dup line). */
+	for (size_t i = 1; i < r->ndesc; i++) {
+		const struct pg_snap *d = &c->snap[r->first_desc + i];
+		pg_out_printf(&c->out, "    fd %d (%s)%s\n", d->fd, pg_via_name(d->via),
+			      d->desc_site ? ", made at:" : "");
+		if (d->desc_site)
+			text_frames(c, d->desc_site, "        ");
+	}
 }
 
 static uint64_t site_created(const struct rsite *s)

@@ -164,6 +164,12 @@ int main(int argc, char **argv)
 		closefrom(first);
 		closefrom(first);
 		close_range((unsigned)first, ~0U, 0);
+	} else if (!strcmp(s, "dups")) { /* 1 leaked, 3 descriptors; a dup closed twice */
+		int a = tcp(), d = dup(a);
+		dup2(a, 40);
+		fcntl(a, F_DUPFD, 50);
+		close(d);
+		close(d);
 	} else if (!strcmp(s, "untracked_tcp")) { /* untracked 1 (a TCP one), 1 leaked */
 		raw(SYS_socket, AF_INET, SOCK_STREAM, 0);
 		tcp();

@@ -94,6 +94,51 @@ static void test_lifecycle_dup_reports_surviving_handle(void **state)
 	pgt_run_free(&r);
 }
 
+/* Each descriptor of a dup'ed socket with its own stack, in JSON and text;
+ * a double close of a dup'ed descriptor was "created" at its dup
+ * (valgrind: "Originally opened at dup"). */
+static void test_lifecycle_descriptors_have_stacks(void **state)
+{
+	static const char *const via[] = { "socket", "dup2", "fcntl" };
+	static const int fds[] = { 3, 40, 50 };
+	struct pgt_run r;
+	json_t *rep = scenario("dups", &r), *site, *sock, *dc;
+	const char *made, *created, *dupd;
+
+	(void)state;
+	site = json_array_get(json_object_get(rep, "sites"), 0);
+	sock = json_array_get(json_object_get(site, "sockets"), 0);
+	assert_int_equal(pgt_int(sock, "handles"), 3);
+	for (int i = 0; i < 3; i++) {
+		json_t *d = json_array_get(json_object_get(sock, "descriptors"), (size_t)i);
+		assert_int_equal(pgt_int(d, "fd"), fds[i]);
+		assert_string_equal(json_string_value(json_object_get(d, "via")), via[i]);
+		assert_true((json_array_size(json_object_get(d, "frames")) > 0) == (i > 0));
+	}
+	made = json_string_value(
+	    json_object_get(json_array_get(json_object_get(site, "frames"), 0), "addr"));
+	dc = json_array_get(json_object_get(rep, "double_closes"), 0);
+	created = json_string_value(
+	    json_object_get(json_array_get(json_object_get(dc, "created"), 0), "addr"));
+	dupd = json_string_value(json_object_get(
+	    json_array_get(
+		json_object_get(json_array_get(json_object_get(sock, "descriptors"), 1), "frames"),
+		0),
+	    "addr"));
+	assert_non_null(created);
+	assert_string_not_equal(created, made); /* the dup's line, not the socket's */
+	assert_string_not_equal(created, dupd); /* dup(), not the dup2() */
+	json_decref(rep);
+	pgt_run_free(&r);
+	{
+		char *argv[] = { (char *)pgt_path("build/tests/prog_lifecycle"), "dups", NULL };
+		pgt_run(&r, argv, NULL, 1);
+		assert_non_null(strstr(r.err, "    fd 40 (dup2), made at:\n        #0 0x"));
+		assert_non_null(strstr(r.err, "    fd 50 (fcntl), made at:\n        #0 0x"));
+		pgt_run_free(&r);
+	}
+}
+
 /* The socket in site s's sockets whose key is true, or NULL. */
 static json_t *sock_where(json_t *rep, const char *key)
 {
@@ -499,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_dup_reports_surviving_handle),
 		cmocka_unit_test(test_lifecycle_double_close_three_stacks),
 		cmocka_unit_test(test_lifecycle_received_and_untracked),
+		cmocka_unit_test(test_lifecycle_descriptors_have_stacks),
 		cmocka_unit_test(test_lifecycle_fork_child_has_own_report),
 		cmocka_unit_test(test_lifecycle_exec_inherits),
 		cmocka_unit_test(test_lifecycle_fork_while_signalled),
