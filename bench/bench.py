@@ -902,6 +902,17 @@ def bench(tmp, t_start):
         fail("pyframes", r_)
     sect_t["pyframes"] = time.monotonic() - t
 
+    # The syscall() and recvmsg() wrappers (bench/calls.py).
+    t = time.monotonic()
+    print()
+    print("== What the syscall() and recvmsg() wrappers cost (bench/calls.py)", flush=True)
+    r_ = run([PY, os.path.join(ROOT, "bench", "calls.py")], dict(base_env(), PG_BENCH_LIB=LIB),
+             timeout=1800)
+    print(r_.out.rstrip())
+    if r_.rc != 0:
+        fail("calls", r_)
+    sect_t["calls"] = time.monotonic() - t
+
     # The unwinder comparison (bench/unwind.c) and the ports bench, as they print them.
     t = time.monotonic()
     unwind = os.path.join(BIN, "unwind")
