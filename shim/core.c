@@ -263,6 +263,7 @@ int pg_core_forked(void)
 void pg_core_fork_child(void)
 {
 	forked = 1;
+	pg_python_fork_child();
 	self_pid = getpid();
 	exiting = 0;
 	exit_status_set = 0;

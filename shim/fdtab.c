@@ -300,7 +300,9 @@ static uint64_t tomb(uint32_t created, uint32_t closed)
 /* What was on a number that is taken again: a descriptor still there was
  * closed behind our back (or by a close whose end has not run yet: that
  * one, a race of microseconds, is counted here and its end does nothing). */
-static void displace(struct pg_shard *sh, uint64_t *p, struct pg_fdtab_gone *gone)
+static void record_finalized(struct pg_shard *sh, const struct pg_final *f);
+
+static void displace(struct pg_shard *sh, uint64_t *p, struct pg_fdtab_gone *gone, int64_t now_ns)
 {
 	uint64_t w = *p;
 	struct pg_desc *d;
@@ -317,7 +319,24 @@ static void displace(struct pg_shard *sh, uint64_t *p, struct pg_fdtab_gone *gon
 			/* Its close() is under way and has released the number:
 			 * a close that happened; its end frees the record. */
 			if (cas_gs(d, gs, GS_WITH(gs, PG_DESC_SETTLED))) {
-				drop_desc(sh, d, 1, &sh->n.closed, gone);
+				const struct pg_sock *s = d->sock;
+				unsigned fl = __atomic_load_n(&s->flags, __ATOMIC_RELAXED);
+				/* A finalizer's close (marked before the real
+				 * call): settled here, so recorded here. */
+				struct pg_final f = {
+					s->created_ns,
+					now_ns,
+					s->site,
+					s->domain,
+					s->type,
+					s->protocol,
+					(fl & ~PG_SOCK_FIN_CLOSING) |
+					    (s->epoch != fork_epoch ? PG_SOCK_INHERITED : 0),
+					NULL
+				};
+				if (drop_desc(sh, d, 1, &sh->n.closed, gone) &&
+				    (fl & PG_SOCK_FIN_CLOSING))
+					record_finalized(sh, &f);
 				return;
 			}
 		} else if (cas_gs(d, gs, GS_WITH(gs, PG_DESC_DEAD))) {
@@ -368,7 +387,7 @@ PG_HOT int pg_fdtab_add(int fd, const struct pg_sock_facts *f, struct pg_fdtab_g
 	s->d0.via = (uint8_t)f->via;
 	s->epoch = fork_epoch;
 	set_gs(&s->d0, GS_WITH(s->d0.gs, PG_DESC_LIVE));
-	displace(sh, p, gone);
+	displace(sh, p, gone, f->created_ns);
 	*p = (uint64_t)(uintptr_t)&s->d0;
 	sh->live++;
 	if (f->flags & PG_SOCK_INHERITED)
@@ -421,7 +440,7 @@ int pg_fdtab_dup(int oldfd, int newfd, uint32_t site, int via, struct pg_fdtab_g
 	d->site = site;
 	d->via = (uint8_t)via;
 	set_gs(d, GS_WITH(d->gs, PG_DESC_LIVE));
-	displace(sh, p, gone);
+	displace(sh, p, gone, 0);
 	*p = (uint64_t)(uintptr_t)d;
 	sh->live++;
 	unlock_fd(newfd);
@@ -489,6 +508,14 @@ static inline int close_begin_read(int fd, struct pg_fdtab_close *c, int policy)
 	/* Another thread is closing the same number (or the record kept
 	 * changing under us): this call is not followed. */
 	return c->what;
+}
+
+void pg_fdtab_close_mark_finalizer(struct pg_fdtab_close *c)
+{
+	c->finalizer = 1;
+	if (c->what == PG_ENTRY_LIVE)
+		__atomic_or_fetch(&((struct pg_desc *)c->desc)->sock->flags, PG_SOCK_FIN_CLOSING,
+				  __ATOMIC_RELAXED);
 }
 
 PG_HOT int pg_fdtab_close_begin(int fd, struct pg_fdtab_close *c, int policy)

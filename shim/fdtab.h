@@ -38,6 +38,7 @@ enum {
 	PG_SOCK_RECEIVED = 1u << 3, /* came over SCM_RIGHTS */
 	PG_SOCK_ACTIVE_CLOSED = 1u << 4, /* its active close was counted (shutdown) */
 	PG_SOCK_FINALIZED = 1u << 5, /* reports: closed by the interpreter's finalizer */
+	PG_SOCK_FIN_CLOSING = 1u << 6, /* being closed by the finalizer */
 };
 
 /* A new socket's facts. */
@@ -99,6 +100,9 @@ struct pg_fdtab_close {
 	int64_t closed_ns;
 };
 int pg_fdtab_close_begin(int fd, struct pg_fdtab_close *c, int policy);
+/* Between begin and the real call: the close is the interpreter's
+ * finalizer's (also when a new socket takes the number before end runs). */
+void pg_fdtab_close_mark_finalizer(struct pg_fdtab_close *c);
 /* Returns 1 when the socket went (its policy state in *gone). A close of a
  * descriptor this process closed already as a socket (TOMB, PG_WAS_GONE,
  * nothing reopened since) is a double close: recorded with close_site. */

@@ -6,6 +6,7 @@
  * program's, and its sockets are recorded. */
 #include "shim/core.h"
 #include "shim/enforce.h"
+#include "shim/fdtab.h"
 #include "shim/python.h"
 #include "shim/real.h"
 #include "shim/signals.h"
@@ -198,7 +199,8 @@ PG_HOT PG_EXPORT int close(int fd)
 	if (on) {
 		PG_HOOK(pg_core_close_begin(fd, &g.op));
 		/* CPython's socket finalizer calls close() itself. */
-		g.op.c.finalizer = pg_python_finalizer_call((uintptr_t)__builtin_return_address(0));
+		if (PG_UNLIKELY(pg_python_finalizer_call((uintptr_t)__builtin_return_address(0))))
+			pg_fdtab_close_mark_finalizer(&g.op.c);
 		g.pending = 1;
 	}
 	rc = pg_real.close(fd);

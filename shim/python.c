@@ -289,20 +289,46 @@ static int cold_pieces(uintptr_t lo, uintptr_t size, struct pg_python_code *out,
 	return n;
 }
 
+static int learn_busy;
+
+void pg_python_fork_child(void)
+{
+	learn_busy = 0; /* a thread of the parent's may have been learning */
+}
+
+/* Only the objects that can hold the socket module are scanned: the
+ * interpreter's executable (Debian builds _socket in), libpython, and
+ * _socket's extension module; not any library that makes the first socket. */
+static int may_hold_socket_module(const struct link_map *m)
+{
+	const char *name = m->l_name, *base;
+
+	if (!name || !name[0])
+		return 1; /* the main program */
+	base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	return strncmp(base, "_socket", 7) == 0 || strncmp(base, "libpython", 9) == 0;
+}
+
 void pg_python_learn(uintptr_t pc)
 {
 #ifdef DLFO_EH_SEGMENT_TYPE
 	static uintptr_t scanned[8];
-	static int nscanned, busy, done;
+	static int nscanned, done, tries;
 	struct dl_find_object o;
 	struct seg sg[16];
 	uintptr_t fin, begin, size;
 	int n;
 
 	if (__atomic_load_n(&done, __ATOMIC_RELAXED) || !pg_python_on ||
-	    __atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
+	    __atomic_exchange_n(&learn_busy, 1, __ATOMIC_ACQUIRE))
 		return;
-	if (_dl_find_object((void *)(pc - 1), &o) != 0 || !o.dlfo_link_map)
+	if (++tries > 64) {
+		__atomic_store_n(&done, 1, __ATOMIC_RELAXED); /* given up */
+		goto out;
+	}
+	if (_dl_find_object((void *)(pc - 1), &o) != 0 || !o.dlfo_link_map ||
+	    !may_hold_socket_module(o.dlfo_link_map))
 		goto out;
 	for (int i = 0; i < nscanned; i++)
 		if (scanned[i] == (uintptr_t)o.dlfo_map_start)
@@ -325,7 +351,7 @@ void pg_python_learn(uintptr_t pc)
 		__atomic_store_n(&done, 1, __ATOMIC_RELAXED);
 	}
 out:
-	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&learn_busy, 0, __ATOMIC_RELEASE);
 #else
 	(void)pc; /* glibc < 2.35: no lock-free lookup; finalized sockets are not told apart */
 #endif

@@ -70,6 +70,8 @@ static inline int pg_python_finalizer_call(uintptr_t ret)
  * if the module holding it defines the socket type, learns its finalizer.
  * Cheap once done or given up. */
 void pg_python_learn(uintptr_t pc);
+/* fork child: a learning the parent's threads had under way is off. */
+void pg_python_fork_child(void);
 
 /* native_frames (shim/config.h): set before pg_python_init. */
 extern int pg_python_native;

@@ -87,6 +87,7 @@ struct ctx {
 	struct pg_cut cut;
 	uint64_t dropped_sockets, untracked, leaked, suppressed, class_count[7];
 	uint64_t sites_leaking, open;
+	uint64_t fin_listed; /* finalized sockets in socks */
 };
 
 #define PG_REPORT_FIXED ((size_t)128 << 10)
@@ -362,6 +363,7 @@ static void gather_finalized(struct ctx *c)
 				.type = f->type,
 				.protocol = f->protocol,
 			};
+			c->fin_listed++;
 		}
 	}
 }
@@ -389,10 +391,18 @@ static void classify(struct ctx *c)
 		struct rsock *r = &c->socks[i];
 		if (r->cls == PG_UNTRACKED)
 			;
+		else if ((r->flags & PG_SOCK_FINALIZED) &&
+			 (c->o->reason != PG_REASON_EXIT || (r->flags & PG_SOCK_INHERITED)))
+			r->cls = PG_FINALIZED;
 		else if (r->flags & PG_SOCK_FINALIZED)
-			r->cls = c->o->reason == PG_REASON_EXIT && !(r->flags & PG_SOCK_INHERITED)
-				     ? PG_LEAKED
-				     : PG_FINALIZED;
+			/* A leak at exit, excused as an open one would be (its
+			 * age: how long it was open). */
+			r->cls = cfg->ignore_listening && (r->flags & PG_SOCK_LISTENING)
+				     ? PG_LISTENING
+				 : cfg->min_age_ms > 0 &&
+					 (r->closed_ns - r->created_ns) / 1000000 < cfg->min_age_ms
+				     ? PG_YOUNG
+				     : PG_LEAKED;
 		else if (r->flags & PG_SOCK_INHERITED)
 			r->cls = PG_INHERITED;
 		else if (cfg->ignore_listening && is_listening(c, r))
@@ -554,6 +564,10 @@ static int group(struct ctx *c)
 		if (c->sites[i].leaked)
 			c->sites_leaking++;
 	c->leaked = c->class_count[PG_LEAKED];
+	/* Finalized sockets past what was kept or fits are leaked all the
+	 * same at exit (counted, not listed). */
+	if (c->o->reason == PG_REASON_EXIT && c->cut.n.finalized > c->fin_listed)
+		c->leaked += c->cut.n.finalized - c->fin_listed;
 	c->suppressed = c->class_count[PG_SUPPRESSED];
 	return 0;
 }
@@ -648,9 +662,9 @@ static void text_socket(struct ctx *c, const struct rsock *r)
 			      proto ? proto : "?");
 		if (age >= 0)
 			pg_out_printf(&c->out, ", open %ld ms", age);
-		pg_out_puts(&c->out, r->cls == PG_LEAKED || r->cls == PG_FINALIZED ? "\n"
-				     : r->cls == PG_SUPPRESSED ? " [suppressed]\n"
-							       : " [inherited]\n");
+		if (r->cls != PG_LEAKED && r->cls != PG_FINALIZED)
+			pg_out_printf(&c->out, " [%s]", class_names[r->cls]);
+		pg_out_puts(&c->out, "\n");
 		return;
 	}
 	pg_out_printf(&c->out, "  fd %d: %s", r->fd, proto ? proto : "?");
@@ -692,23 +706,28 @@ static void text_site(struct ctx *c, const struct rsite *s)
 {
 	size_t shown = 0;
 
-	if (s->leaked)
+	const char *sep = "";
+
+	if (s->leaked) {
 		pg_out_printf(&c->out, "Leak of %lu socket(s) (%zu open", (unsigned long)s->leaked,
 			      s->n - s->fin);
-	else if (s->fin == s->n)
+		sep = ", ";
+	} else if (s->fin == s->n) {
 		pg_out_printf(&c->out,
 			      "Closed only by the interpreter's finalizer: %zu socket(s) (", s->n);
-	else
+	} else {
 		pg_out_printf(&c->out, "Open, not counted as leaked: %zu socket(s) (",
 			      s->n - s->fin);
-	if (s->fin && (s->leaked || s->fin != s->n))
-		pg_out_printf(&c->out, "%s%zu finalized", s->leaked || s->fin != s->n ? ", " : "",
-			      s->fin);
+	}
+	if (s->fin && (s->leaked || s->fin != s->n)) {
+		pg_out_printf(&c->out, "%s%zu finalized", sep, s->fin);
+		sep = ", ";
+	}
 	if (s->group != PG_NO_STACK)
-		pg_out_printf(&c->out, "%s%lu created here) from:\n", s->leaked ? ", " : "",
+		pg_out_printf(&c->out, "%s%lu created here) from:\n", sep,
 			      (unsigned long)site_created(s));
 	else
-		pg_out_printf(&c->out, "%sno creation stack):\n", s->leaked ? ", " : "");
+		pg_out_printf(&c->out, "%sno creation stack):\n", sep);
 	text_frames(c, s->group, "    ");
 	for (size_t i = s->first; i < s->first + s->n; i++) {
 		const struct rsock *r = &c->socks[i];
