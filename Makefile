@@ -53,7 +53,8 @@ DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-de
                 curl python3 python3-pytest iproute2 jq util-linux \
                 clang libclang-rt-14-dev \
                 libunwind-dev valgrind strace \
-                nodejs memcached nginx-light postgresql postgresql-client
+                nodejs memcached nginx-light postgresql postgresql-client \
+                prometheus
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)

@@ -23,13 +23,16 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: portguard ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
+    "usage: portguard ports [--json | --openmetrics] [--warn PCT] [--crit PCT] [--pid PID]\n"
     "\n"
     "Shows, for each (local IP, remote IP, remote port), how many ports of the\n"
     "ephemeral range (net.ipv4.ip_local_port_range) its TCP sockets hold and in\n"
     "which states, who owns them, and which processes are near RLIMIT_NOFILE.\n"
     "\n"
     "  --json        one JSON object instead of tables\n"
+    "  --openmetrics the same figures in the Prometheus/OpenMetrics text format\n"
+    "                (node_exporter's textfile collector); exit 0 whenever\n"
+    "                they were printed, the status being one of them\n"
     "  --warn PCT    WARNING at this percentage of the range or of a process's\n"
     "                descriptor limit (default 60; decimals allowed)\n"
     "  --crit PCT    CRITICAL likewise (default 80)\n"
@@ -89,7 +92,7 @@ struct pg_procinfo {
 struct pg_ports {
 	long low, high, size;
 	double warn, crit;
-	int json, only_pid;
+	int json, openmetrics, only_pid;
 	struct pg_socktab tab;
 	struct pg_procscan scan;
 	struct pg_procinfo *pinfo; /* parallel to scan.procs */
@@ -433,6 +436,145 @@ static int print_json(struct pg_ports *p)
 	return r;
 }
 
+/* ---- OpenMetrics ---- */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void om_label(const char *key, const char *v, int first)
+{
+	printf("%s%s=\"", first ? "" : ",", key);
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			printf("\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*v);
+	}
+	putchar('"');
+}
+
+static void om_family(const char *name, const char *help)
+{
+	printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+static void om_tuple_labels(const struct pg_tuple *t)
+{
+	char local[64], remote[96];
+
+	tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
+	om_label("local", local, 1);
+	om_label("remote", remote, 0);
+}
+
+static void om_proc_labels(struct pg_ports *p, size_t i)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", p->scan.procs[i].pid);
+	om_label("pid", pid, 1);
+	om_label("comm", comm_of(p, p->scan.procs[i].pid), 0);
+}
+
+/* Every family's samples together, each series once (tuples and
+ * processes are unique by their labels), gauges only: a scrape is a
+ * snapshot. */
+static void print_openmetrics(struct pg_ports *p)
+{
+	size_t *idx, nprocs = listed_procs(p, &idx);
+	int order[PG_NSTATES];
+
+	om_family(
+	    "portguard_status",
+	    "Overall status of the ephemeral ports and descriptors: 0 OK, 1 WARNING, 2 CRITICAL.");
+	printf("portguard_status %d\n", p->status);
+	om_family("portguard_ephemeral_range_low", "Lowest port of net.ipv4.ip_local_port_range.");
+	printf("portguard_ephemeral_range_low %ld\n", p->low);
+	om_family("portguard_ephemeral_range_high",
+		  "Highest port of net.ipv4.ip_local_port_range.");
+	printf("portguard_ephemeral_range_high %ld\n", p->high);
+	om_family("portguard_ephemeral_range_ports",
+		  "Ports in the ephemeral range (high - low + 1).");
+	printf("portguard_ephemeral_range_ports %ld\n", p->size);
+	om_family("portguard_threshold_ratio", "The WARNING and CRITICAL thresholds, as fractions "
+					       "of the range or of a descriptor limit.");
+	printf("portguard_threshold_ratio{level=\"warning\"} %g\n", p->warn / 100.0);
+	printf("portguard_threshold_ratio{level=\"critical\"} %g\n", p->crit / 100.0);
+	om_family("portguard_tuple_ports",
+		  "Ephemeral ports that TCP sockets from local to remote hold, by TCP state.");
+	for (size_t i = 0; i < p->ntuples; i++) {
+		const struct pg_tuple *t = p->tuples[i];
+		size_t n = sorted_states(t, order);
+		for (size_t k = 0; k < n; k++) {
+			printf("portguard_tuple_ports{");
+			om_tuple_labels(t);
+			om_label("state", pg_names_tcp_state(order[k]), 0);
+			printf("} %ld\n", t->states[order[k]]);
+		}
+	}
+	om_family("portguard_tuple_used_ratio",
+		  "Fraction of the ephemeral range that the tuple's sockets hold.");
+	for (size_t i = 0; i < p->ntuples; i++) {
+		printf("portguard_tuple_used_ratio{");
+		om_tuple_labels(p->tuples[i]);
+		printf("} %g\n", (double)p->tuples[i]->used / (double)(p->size > 0 ? p->size : 1));
+	}
+	om_family("portguard_tuple_status", "The tuple's status: 0 OK, 1 WARNING, 2 CRITICAL.");
+	for (size_t i = 0; i < p->ntuples; i++) {
+		printf("portguard_tuple_status{");
+		om_tuple_labels(p->tuples[i]);
+		printf("} %d\n", p->tuples[i]->status);
+	}
+	om_family(
+	    "portguard_tuple_owner_sockets",
+	    "Sockets of the tuple that each process holds (TIME_WAIT sockets have no owner).");
+	for (size_t i = 0; i < p->ntuples; i++) {
+		const struct pg_tuple *t = p->tuples[i];
+		for (size_t k = 0; k < t->nowners; k++) {
+			char pid[16];
+			printf("portguard_tuple_owner_sockets{");
+			om_tuple_labels(t);
+			snprintf(pid, sizeof(pid), "%d", t->owners[k].pid);
+			om_label("pid", pid, 0);
+			om_label("comm", comm_of(p, t->owners[k].pid), 0);
+			printf("} %ld\n", t->owners[k].sockets);
+		}
+	}
+	om_family("portguard_process_fds",
+		  "Open descriptors of the process (owners, and processes near their limit).");
+	for (size_t k = 0; k < nprocs; k++) {
+		printf("portguard_process_fds{");
+		om_proc_labels(p, idx[k]);
+		printf("} %ld\n", (long)p->scan.procs[idx[k]].fds);
+	}
+	om_family("portguard_process_fd_limit", "The process's RLIMIT_NOFILE soft limit.");
+	for (size_t k = 0; k < nprocs; k++) {
+		if (p->scan.procs[idx[k]].fd_limit <= 0)
+			continue;
+		printf("portguard_process_fd_limit{");
+		om_proc_labels(p, idx[k]);
+		printf("} %ld\n", (long)p->scan.procs[idx[k]].fd_limit);
+	}
+	om_family("portguard_process_sockets", "Sockets the process holds.");
+	for (size_t k = 0; k < nprocs; k++) {
+		printf("portguard_process_sockets{");
+		om_proc_labels(p, idx[k]);
+		printf("} %ld\n", (long)p->scan.procs[idx[k]].sockets);
+	}
+	om_family("portguard_process_status",
+		  "The process's descriptor status: 0 OK, 1 WARNING, 2 CRITICAL.");
+	for (size_t k = 0; k < nprocs; k++) {
+		printf("portguard_process_status{");
+		om_proc_labels(p, idx[k]);
+		printf("} %d\n", p->pinfo[idx[k]].status);
+	}
+	om_family("portguard_unreadable_processes",
+		  "Processes whose descriptors could not be read (other users', without root).");
+	printf("portguard_unreadable_processes %ld\n", (long)p->scan.unreadable);
+	printf("# EOF\n");
+	free(idx);
+}
+
 /* A text table: columns sized to their widest cell; numbers right-aligned. */
 struct pg_table {
 	size_t ncols, nrows;
@@ -613,10 +755,11 @@ static void print_text(struct pg_ports *p)
 		    "the side that closed first (active close) let go of them.\n");
 }
 
-enum { OPT_JSON = 256, OPT_WARN, OPT_CRIT, OPT_PID };
+enum { OPT_JSON = 256, OPT_OPENMETRICS, OPT_WARN, OPT_CRIT, OPT_PID };
 
 static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "openmetrics", no_argument, NULL, OPT_OPENMETRICS },
 	{ "warn", required_argument, NULL, OPT_WARN },
 	{ "crit", required_argument, NULL, OPT_CRIT },
 	{ "pid", required_argument, NULL, OPT_PID },
@@ -635,6 +778,7 @@ int pg_cmd_ports(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON: p.json = 1; break;
+		case OPT_OPENMETRICS: p.openmetrics = 1; break;
 		case OPT_WARN:
 		case OPT_CRIT:
 			if (pg_cli_parse_double(optarg, 0, 100, c == OPT_WARN ? &p.warn : &p.crit))
@@ -657,6 +801,8 @@ int pg_cmd_ports(int argc, char **argv)
 	}
 	if (optind < argc)
 		return pg_cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	if (p.json && p.openmetrics)
+		return pg_cli_usage_error(usage, "--json and --openmetrics: one of them");
 	if (p.warn > p.crit)
 		return pg_cli_usage_error(usage, "--warn %g is above --crit %g", p.warn, p.crit);
 
@@ -675,6 +821,8 @@ int pg_cmd_ports(int argc, char **argv)
 	count(&p);
 	if (p.json)
 		print_json(&p);
+	else if (p.openmetrics)
+		print_openmetrics(&p);
 	else
 		print_text(&p);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -697,5 +845,7 @@ int pg_cmd_ports(int argc, char **argv)
 	free(p.pinfo);
 	pg_procscan_free(&p.scan);
 	pg_socktab_free(&p.tab);
-	return p.status;
+	/* Metrics printed: the status is one of them (a textfile collector's
+	 * "ports --openmetrics > f.tmp && mv f.tmp f.prom" keeps updating). */
+	return p.openmetrics ? 0 : p.status;
 }
