@@ -880,38 +880,22 @@ def bench(tmp, t_start):
     print("  %d of %d targets met, %d missed or not measured." % (len(checks) - missed, len(checks), missed))
     sys.stdout.flush()
 
-    # Instructions per pair (bench/callgrind.py), as it prints them.
-    t = time.monotonic()
-    print()
-    print("== Instructions the library adds per socket()+close() pair (bench/callgrind.py)", flush=True)
-    r_ = run([PY, os.path.join(ROOT, "bench", "callgrind.py")], dict(base_env(), PG_BENCH_LIB=LIB),
-             timeout=1800)
-    print(r_.out.rstrip())
-    if r_.rc != 0:
-        fail("callgrind", r_)
-    sect_t["callgrind"] = time.monotonic() - t
-
-    # One more Python frame against one more C frame (bench/pyframes.py).
-    t = time.monotonic()
-    print()
-    print("== What a Python frame costs against a C frame (bench/pyframes.py)", flush=True)
-    r_ = run([PY, os.path.join(ROOT, "bench", "pyframes.py")], dict(base_env(), PG_BENCH_LIB=LIB),
-             timeout=1800)
-    print(r_.out.rstrip())
-    if r_.rc != 0:
-        fail("pyframes", r_)
-    sect_t["pyframes"] = time.monotonic() - t
-
-    # The syscall() and recvmsg() wrappers (bench/calls.py).
-    t = time.monotonic()
-    print()
-    print("== What the syscall() and recvmsg() wrappers cost (bench/calls.py)", flush=True)
-    r_ = run([PY, os.path.join(ROOT, "bench", "calls.py")], dict(base_env(), PG_BENCH_LIB=LIB),
-             timeout=1800)
-    print(r_.out.rstrip())
-    if r_.rc != 0:
-        fail("calls", r_)
-    sect_t["calls"] = time.monotonic() - t
+    # The callgrind counts (bench/callgrind.py: per pair; pyframes.py: a Python
+    # frame against a C frame; calls.py: the syscall() and recvmsg()
+    # wrappers), as they print them.
+    for key, title in (
+            ("callgrind", "Instructions the library adds per socket()+close() pair"),
+            ("pyframes", "What a Python frame costs against a C frame"),
+            ("calls", "What the syscall() and recvmsg() wrappers cost")):
+        t = time.monotonic()
+        print()
+        print("== %s (bench/%s.py)" % (title, key), flush=True)
+        r_ = run([PY, os.path.join(ROOT, "bench", key + ".py")],
+                 dict(base_env(), PG_BENCH_LIB=LIB), timeout=1800)
+        print(r_.out.rstrip())
+        if r_.rc != 0:
+            fail(key, r_)
+        sect_t[key] = time.monotonic() - t
 
     # The unwinder comparison (bench/unwind.c) and the ports bench, as they print them.
     t = time.monotonic()

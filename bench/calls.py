@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 
+import cgcount
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALLS = os.path.join(ROOT, "build", "bench", "calls")
-LIB = os.environ.get("PG_BENCH_LIB") or os.path.join(ROOT, "build", "libportguard.so")
+LIB = cgcount.LIB
 N1, N2 = (200, 600) if os.environ.get("PG_BENCH_QUICK") == "1" else (500, 2500)
 MODES = [
     ("getppid", "syscall(SYS_getppid): a number passed on"),
@@ -26,30 +28,16 @@ MODES = [
 
 
 def count(mode, n, lib, tmp):
-    out = os.path.join(tmp, "cg.%s.%d.%d" % (mode, n, lib))
-    env = dict(os.environ)
-    for k in ("LD_PRELOAD", "PORTGUARD_OPTIONS"):
-        env.pop(k, None)
-    if lib:
-        env["LD_PRELOAD"] = LIB
-        env["PORTGUARD_OPTIONS"] = "stack_depth=16 report_at_exit=0 report_signal=0"
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, CALLS, mode, str(n)]
-    r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError("callgrind failed: %s\n%s" % (" ".join(argv), r.stderr[-2000:]))
-    with open(out) as f:
-        for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in " + out)
+    return cgcount.total([CALLS, mode, str(n)], lib,
+                         "stack_depth=16 report_at_exit=0 report_signal=0", tmp,
+                         "%s.%d.%d" % (mode, n, lib))
 
 
 def main():
     if not os.path.exists(CALLS) or not os.path.exists(LIB):
         print("calls: build/bench/calls or the library is not built: skipped")
         return 0
-    if subprocess.run(["sh", "-c", "command -v valgrind >/dev/null"]).returncode:
+    if not cgcount.have_valgrind():
         print("calls: valgrind is not installed (make deps installs it): skipped")
         return 0
     rows = []

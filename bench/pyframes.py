@@ -25,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 
+import cgcount
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAIR = os.path.join(ROOT, "build", "bench", "pair")
-LIB = os.environ.get("PG_BENCH_LIB") or os.path.join(ROOT, "build", "libportguard.so")
+LIB = cgcount.LIB
 QUICK = os.environ.get("PG_BENCH_QUICK") == "1"
 N1, N2 = (100, 300) if QUICK else (200, 600)
 D1, D2 = 8, 40
@@ -49,24 +51,7 @@ def interpreter():
 
 
 def count(argv, lib, tmp, tag):
-    out = os.path.join(tmp, "cg." + tag)
-    env = dict(os.environ)
-    env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
-    for k in ("LD_PRELOAD", "PORTGUARD_OPTIONS"):
-        env.pop(k, None)
-    if lib:
-        env["LD_PRELOAD"] = LIB
-        env["PORTGUARD_OPTIONS"] = "stack_depth=64 report_at_exit=0 report_signal=0"
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv,
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError("callgrind failed: %s\n%s" % (" ".join(argv), r.stderr[-2000:]))
-    with open(out) as f:
-        for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in " + out)
+    return cgcount.total(argv, lib, "stack_depth=64 report_at_exit=0 report_signal=0", tmp, tag)
 
 
 def per_frame(make_argv, lib, tmp, tag):
@@ -83,7 +68,7 @@ def main():
     if not os.path.exists(PAIR) or not os.path.exists(LIB):
         print("pyframes: build/bench/pair or the library is not built: skipped")
         return 0
-    if subprocess.run(["sh", "-c", "command -v valgrind >/dev/null"]).returncode:
+    if not cgcount.have_valgrind():
         print("pyframes: valgrind is not installed (make deps installs it): skipped")
         return 0
     if not py:

@@ -57,14 +57,24 @@ static int add(int fd, uint64_t inode, uint32_t site, unsigned flags)
 	return pg_fdtab_add(fd, &f, &gone);
 }
 
-static int close_fd(int fd, enum pg_close_outcome how, uint32_t site)
+/* at_ns > 0: the interpreter's finalizer closes it, at that time. */
+static int close_as(int fd, enum pg_close_outcome how, uint32_t site, int64_t at_ns)
 {
 	struct pg_fdtab_close c;
 	struct pg_fdtab_gone gone;
 	int what = pg_fdtab_close_begin(fd, &c, 0);
 
+	if (at_ns > 0) {
+		pg_fdtab_close_mark_finalizer(&c);
+		c.closed_ns = at_ns;
+	}
 	pg_fdtab_close_end(&c, how, site, &gone);
 	return what;
+}
+
+static int close_fd(int fd, enum pg_close_outcome how, uint32_t site)
+{
+	return close_as(fd, how, site, 0);
 }
 
 static struct pg_snap snap[4096];
@@ -143,18 +153,6 @@ static void test_fdtab_dup_keeps_socket_open_until_last(void **state)
 	assert_true(adds_up(&c));
 }
 
-static int close_finalized(int fd, int64_t at)
-{
-	struct pg_fdtab_close c;
-	struct pg_fdtab_gone gone;
-	int what = pg_fdtab_close_begin(fd, &c, 0);
-
-	c.finalizer = 1;
-	c.closed_ns = at;
-	pg_fdtab_close_end(&c, PG_CLOSED, 0, &gone);
-	return what;
-}
-
 /* A finalizer's close (SPEC section 2): closed and finalized, kept with
  * its facts for the report, only when the socket itself went; a fork
  * child forgets its parent's. */
@@ -168,8 +166,8 @@ static void test_fdtab_finalized_kept_and_counted(void **state)
 	add(5, 100, s, 0);
 	add(6, 101, t, 0);
 	assert_int_equal(pg_fdtab_dup(6, 9, t, PG_VIA_DUP, &gone), 0);
-	assert_int_equal(close_finalized(5, 77), PG_ENTRY_LIVE);
-	close_finalized(9, 78); /* 6 still names the socket: not gone */
+	assert_int_equal(close_as(5, PG_CLOSED, 0, 77), PG_ENTRY_LIVE);
+	close_as(9, PG_CLOSED, 0, 78); /* 6 still names the socket: not gone */
 	close_fd(6, PG_CLOSED, 0);
 	c = cut();
 	assert_int_equal(c.n.closed, 2);
