@@ -54,7 +54,7 @@ DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-de
                 clang libclang-rt-14-dev \
                 libunwind-dev valgrind strace \
                 nodejs memcached nginx-light postgresql postgresql-client \
-                prometheus
+                prometheus tmux
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)

@@ -10,7 +10,9 @@
  * -m: that many more held connections from IPv6 sockets to the IPv4-mapped
  * address of the first IPv4 listener. -r raises RLIMIT_NOFILE to its hard
  * limit. Prints "listen ADDR PORT" per listener, then "ready PID", and waits
- * for SIGTERM/SIGINT (at most -T seconds, default 300); then it resets the
+ * for SIGTERM/SIGINT (at most -T seconds, default 300); each SIGUSR1 makes
+ * -t more TIME_WAIT connections per listener and prints "batch N" (a tuple
+ * that climbs, for ports --watch); then it resets the
  * connections it holds (SO_LINGER 0: RST, so no TIME_WAIT is left behind
  * by the teardown, only the ones asked for). */
 #include <arpa/inet.h>
@@ -149,6 +151,18 @@ static void drain_close(int fd)
 	close(fd);
 }
 
+/* The client closes first: its end goes FIN_WAIT -> TIME_WAIT; the server
+ * reads the FIN before closing, so it never does. */
+static void time_wait(const struct listener *l, int n)
+{
+	for (int k = 0; k < n; k++) {
+		int cl, sv;
+		connect_pair(l, 0, &cl, &sv);
+		close(cl);
+		drain_close(sv);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *addrs[MAX_ADDRS];
@@ -189,6 +203,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	for (int a = 0; a < naddrs; a++)
@@ -197,13 +212,7 @@ int main(int argc, char **argv)
 
 	for (int i = 0; i < nls; i++) {
 		int cl, sv;
-		/* The client closes first: its end goes FIN_WAIT -> TIME_WAIT; the
-		 * server reads the FIN before closing, so it never does. */
-		for (int k = 0; k < tw; k++) {
-			connect_pair(&ls[i], 0, &cl, &sv);
-			close(cl);
-			drain_close(sv);
-		}
+		time_wait(&ls[i], tw);
 		for (int k = 0; k < est; k++) {
 			connect_pair(&ls[i], 0, &cl, &sv);
 			hold(cl);
@@ -234,7 +243,15 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	alarm(timeout);
-	sigwait(&set, &c);
+	for (int batch = 1;; batch++) {
+		sigwait(&set, &c);
+		if (c != SIGUSR1)
+			break;
+		for (int i = 0; i < nls; i++)
+			time_wait(&ls[i], tw);
+		printf("batch %d\n", batch);
+		fflush(stdout);
+	}
 	for (size_t i = 0; i < nheld; i++) {
 		struct linger lg = { 1, 0 };
 		setsockopt(held[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

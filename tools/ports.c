@@ -9,8 +9,7 @@
 #include "common/names.h"
 #include "tools/cli.h"
 #include "tools/cmd.h"
-#include "tools/procscan.h"
-#include "tools/socktab.h"
+#include "tools/ports.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,11 +18,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: portguard ports [--json | --openmetrics] [--warn PCT] [--crit PCT] [--pid PID]\n"
+    "usage: portguard ports [--json | --openmetrics | --watch [S]] [--warn PCT] [--crit PCT]\n"
+    "                       [--pid PID]\n"
     "\n"
     "Shows, for each (local IP, remote IP, remote port), how many ports of the\n"
     "ephemeral range (net.ipv4.ip_local_port_range) its TCP sockets hold and in\n"
@@ -33,6 +32,9 @@ static const char usage[] =
     "  --openmetrics the same figures in the Prometheus/OpenMetrics text format\n"
     "                (node_exporter's textfile collector); exit 0 whenever\n"
     "                they were printed, the status being one of them\n"
+    "  --watch [S]   a live view, redrawn every S seconds (default 1; 0.1 to\n"
+    "                3600) with each busy tuple's trend over the last minute;\n"
+    "                q or Ctrl-C quits; plain lines when stdout is no terminal\n"
     "  --warn PCT    WARNING at this percentage of the range or of a process's\n"
     "                descriptor limit (default 60; decimals allowed)\n"
     "  --crit PCT    CRITICAL likewise (default 80)\n"
@@ -42,66 +44,13 @@ static const char usage[] =
     "\n"
     "Exit status, as monitoring plugins use it: 0 OK, 1 WARNING, 2 CRITICAL,\n"
     "3 the socket table, the port range or PID could not be read. Bad\n"
-    "arguments: 2 with this text on stderr.\n"
+    "arguments: 2 with this text on stderr. --watch: 0 when quit, 3 when a\n"
+    "reading fails.\n"
     "Owners come from /proc/*/fd: without root, other users' processes show no\n"
     "owner and their number is reported.\n";
 
-enum { PG_OK, PG_WARNING, PG_CRITICAL };
-static const char *const status_names[] = { "OK", "WARNING", "CRITICAL" };
-
-#define PG_NSTATES 13
-/* Text shows the busiest rows; a busy server has thousands of tuples. */
-#define PG_TEXT_ROWS 20
-
-struct pg_tkey {
-	uint8_t family;
-	uint8_t pad;
-	uint16_t rport;
-	uint8_t laddr[16];
-	uint8_t raddr[16];
-};
-
-struct pg_towner {
-	int pid;
-	long sockets;
-};
-
-struct pg_tuple {
-	struct pg_tkey key;
-	long used;
-	long states[PG_NSTATES];
-	struct pg_towner *owners;
-	size_t nowners;
-	double percent;
-	int status;
-	UT_hash_handle hh;
-};
-
-struct pg_hit {
-	size_t tuple;
-	int pid;
-};
-
-struct pg_procinfo {
-	char comm[32];
-	double percent;
-	int status;
-	int listed;
-};
-
-struct pg_ports {
-	long low, high, size;
-	double warn, crit;
-	int json, openmetrics, only_pid;
-	struct pg_socktab tab;
-	struct pg_procscan scan;
-	struct pg_procinfo *pinfo; /* parallel to scan.procs */
-	struct pg_tuple *hash;
-	struct pg_tuple **tuples;
-	size_t ntuples;
-	int status;
-	int any_time_wait;
-};
+const char *const pg_ports_status_names[] = { "OK", "WARNING", "CRITICAL" };
+#define status_names pg_ports_status_names
 
 static int status_of(const struct pg_ports *p, double percent)
 {
@@ -337,13 +286,13 @@ static size_t listed_procs(struct pg_ports *p, size_t **out)
 
 /* Percentages are never negative; no libm needed (the Makefile links the
  * tool with jansson alone). */
-static double round2(double v)
+double pg_ports_round2(double v)
 {
 	return (double)(long long)(v * 100.0 + 0.5) / 100.0;
 }
 
-static void tuple_strings(const struct pg_tuple *t, char *local, size_t lsize, char *remote,
-			  size_t rsize)
+void pg_ports_tuple_strings(const struct pg_tuple *t, char *local, size_t lsize, char *remote,
+			    size_t rsize)
 {
 	char ip[64];
 
@@ -392,7 +341,7 @@ static int print_json(struct pg_ports *p)
 		int order[PG_NSTATES];
 		size_t ns = sorted_states(t, order);
 
-		tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
+		pg_ports_tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
 		json_object_set_new(o, "local", json_string(local));
 		json_object_set_new(o, "remote", json_string(remote));
 		json_object_set_new(o, "used", json_integer(t->used));
@@ -400,7 +349,7 @@ static int print_json(struct pg_ports *p)
 			json_object_set_new(states, pg_names_tcp_state(order[k]),
 					    json_integer(t->states[order[k]]));
 		json_object_set_new(o, "states", states);
-		json_object_set_new(o, "percent", json_real(round2(t->percent)));
+		json_object_set_new(o, "percent", json_real(pg_ports_round2(t->percent)));
 		json_object_set_new(o, "status", json_string(status_names[t->status]));
 		for (size_t k = 0; k < t->nowners; k++)
 			json_array_append_new(owners,
@@ -420,7 +369,7 @@ static int print_json(struct pg_ports *p)
 		json_object_set_new(o, "fd_limit",
 				    pr->fd_limit > 0 ? json_integer(pr->fd_limit) : json_null());
 		json_object_set_new(o, "sockets", json_integer(pr->sockets));
-		json_object_set_new(o, "percent", json_real(round2(pi->percent)));
+		json_object_set_new(o, "percent", json_real(pg_ports_round2(pi->percent)));
 		json_object_set_new(o, "status", json_string(status_names[pi->status]));
 		json_array_append_new(procs, o);
 	}
@@ -462,7 +411,7 @@ static void om_tuple_labels(const struct pg_tuple *t)
 {
 	char local[64], remote[96];
 
-	tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
+	pg_ports_tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
 	om_label("local", local, 1);
 	om_label("remote", remote, 0);
 }
@@ -575,40 +524,42 @@ static void print_openmetrics(struct pg_ports *p)
 	free(idx);
 }
 
-/* A text table: columns sized to their widest cell; numbers right-aligned. */
-struct pg_table {
-	size_t ncols, nrows;
-	char **cells; /* nrows x ncols */
-	const char *align; /* 'l' or 'r' per column */
-};
-
-static void table_add(struct pg_table *tb, char **row)
+void pg_table_add(struct pg_table *tb, char **row)
 {
 	tb->cells = pg_cli_realloc(tb->cells, (tb->nrows + 1) * tb->ncols * sizeof(char *));
 	memcpy(tb->cells + tb->nrows * tb->ncols, row, tb->ncols * sizeof(char *));
 	tb->nrows++;
 }
 
-static void table_print(struct pg_table *tb)
+/* Characters, not bytes: UTF-8 continuation bytes take no column. */
+static size_t columns_of(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+void pg_table_print(struct pg_table *tb)
 {
 	size_t w[16] = { 0 };
 
 	for (size_t r = 0; r < tb->nrows; r++)
 		for (size_t c = 0; c < tb->ncols; c++) {
-			size_t l = strlen(tb->cells[r * tb->ncols + c]);
+			size_t l = columns_of(tb->cells[r * tb->ncols + c]);
 			if (l > w[c])
 				w[c] = l;
 		}
 	for (size_t r = 0; r < tb->nrows; r++) {
 		for (size_t c = 0; c < tb->ncols; c++) {
 			const char *s = tb->cells[r * tb->ncols + c];
-			int last = c + 1 == tb->ncols;
+			int pad = (int)(w[c] - columns_of(s)), last = c + 1 == tb->ncols;
 			if (tb->align[c] == 'r')
-				printf("%*s", (int)w[c], s);
-			else if (last)
-				fputs(s, stdout);
-			else
-				printf("%-*s", (int)w[c], s);
+				printf("%*s", pad, "");
+			fputs(s, stdout);
+			if (tb->align[c] != 'r' && !last)
+				printf("%*s", pad, "");
 			if (!last)
 				fputs("  ", stdout);
 			free(tb->cells[r * tb->ncols + c]);
@@ -620,7 +571,7 @@ static void table_print(struct pg_table *tb)
 	tb->nrows = 0;
 }
 
-static char *owners_text(struct pg_ports *p, const struct pg_tuple *t)
+char *pg_ports_owners_text(struct pg_ports *p, const struct pg_tuple *t)
 {
 	size_t shown = t->nowners > 3 ? 3 : t->nowners;
 	char *s, *n;
@@ -642,7 +593,7 @@ static char *owners_text(struct pg_ports *p, const struct pg_tuple *t)
 	return s;
 }
 
-static char *states_text(const struct pg_tuple *t)
+char *pg_ports_states_text(const struct pg_tuple *t)
 {
 	int order[PG_NSTATES];
 	size_t ns = sorted_states(t, order);
@@ -657,21 +608,18 @@ static char *states_text(const struct pg_tuple *t)
 	return s;
 }
 
-static void print_text(struct pg_ports *p)
+/* The verdict line, as a monitoring plugin prints it, and the range's. */
+void pg_ports_print_head(struct pg_ports *p)
 {
-	static const char tuple_align[] = "llrrlll", proc_align[] = "rlrrrrl";
-	struct pg_table tb = { 7, 0, NULL, tuple_align };
-	size_t *idx, n;
+	size_t *idx, n = listed_procs(p, &idx);
 	long total = 0;
 
-	n = listed_procs(p, &idx);
-	/* The first line is the verdict, as a monitoring plugin prints it. */
 	printf("portguard ports: %s - ", status_names[p->status]);
 	if (p->ntuples) {
 		char local[64], remote[80];
-		tuple_strings(p->tuples[0], local, sizeof(local), remote, sizeof(remote));
+		pg_ports_tuple_strings(p->tuples[0], local, sizeof(local), remote, sizeof(remote));
 		printf("busiest %s -> %s holds %ld of %ld ephemeral ports (%.2f%%)", local, remote,
-		       p->tuples[0]->used, p->size, round2(p->tuples[0]->percent));
+		       p->tuples[0]->used, p->size, pg_ports_round2(p->tuples[0]->percent));
 	} else {
 		printf("no TCP connection holds an ephemeral port%s",
 		       p->only_pid ? " in this process" : "");
@@ -681,8 +629,9 @@ static void print_text(struct pg_ports *p)
 		if (pr->fd_limit > 0)
 			printf("; process %d/%s has %ld of %ld descriptors (%.2f%%)", pr->pid,
 			       comm_of(p, pr->pid), pr->fds, pr->fd_limit,
-			       round2(p->pinfo[idx[0]].percent));
+			       pg_ports_round2(p->pinfo[idx[0]].percent));
 	}
+	free(idx);
 	printf("\n\n");
 	for (size_t i = 0; i < p->ntuples; i++)
 		total += p->tuples[i]->used;
@@ -691,27 +640,70 @@ static void print_text(struct pg_ports *p)
 	    "read from %s, %ld in %zu tuple(s).\n",
 	    p->low, p->high, p->size, p->warn, p->crit, p->tab.n,
 	    strcmp(p->tab.source, "proc") ? "sock_diag" : "/proc/net/tcp{,6}", total, p->ntuples);
+}
+
+void pg_ports_print_procs(struct pg_ports *p, size_t max_rows)
+{
+	static const char proc_align[] = "rlrrrrl";
+	struct pg_table tb = { 7, 0, NULL, proc_align };
+	size_t *idx, n = listed_procs(p, &idx);
+
+	if (n) {
+		char *hdr[] = { pg_cli_strdup("PID"),   pg_cli_strdup("COMMAND"),
+				pg_cli_strdup("FDS"),   pg_cli_strdup("LIMIT"),
+				pg_cli_strdup("%"),     pg_cli_strdup("SOCKETS"),
+				pg_cli_strdup("STATUS") };
+		printf(
+		    "\nProcesses (owners of the sockets above, and any near RLIMIT_NOFILE):\n\n");
+		pg_table_add(&tb, hdr);
+		for (size_t i = 0; i < n && i < max_rows; i++) {
+			const struct pg_proc *pr = &p->scan.procs[idx[i]];
+			const struct pg_procinfo *pi = &p->pinfo[idx[i]];
+			char *row[] = { pg_cli_asprintf("%d", pr->pid),
+					pg_cli_strdup(comm_of(p, pr->pid)),
+					pg_cli_asprintf("%ld", pr->fds),
+					pr->fd_limit > 0 ? pg_cli_asprintf("%ld", pr->fd_limit)
+							 : pg_cli_strdup("unlimited"),
+					pg_cli_asprintf("%.2f", pg_ports_round2(pi->percent)),
+					pg_cli_asprintf("%ld", pr->sockets),
+					pg_cli_strdup(status_names[pi->status]) };
+			pg_table_add(&tb, row);
+		}
+		pg_table_print(&tb);
+		if (n > max_rows)
+			printf("... and %zu more process(es); --json lists every one.\n",
+			       n - max_rows);
+	}
+	free(idx);
+}
+
+static void print_text(struct pg_ports *p)
+{
+	static const char tuple_align[] = "llrrlll";
+	struct pg_table tb = { 7, 0, NULL, tuple_align };
+
+	pg_ports_print_head(p);
 	if (p->ntuples) {
 		char *hdr[] = { pg_cli_strdup("LOCAL"),  pg_cli_strdup("REMOTE"),
 				pg_cli_strdup("USED"),   pg_cli_strdup("%"),
 				pg_cli_strdup("STATUS"), pg_cli_strdup("STATES"),
 				pg_cli_strdup("OWNERS") };
 		putchar('\n');
-		table_add(&tb, hdr);
+		pg_table_add(&tb, hdr);
 		for (size_t i = 0; i < p->ntuples && i < PG_TEXT_ROWS; i++) {
 			const struct pg_tuple *t = p->tuples[i];
 			char local[64], remote[80];
-			tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
+			pg_ports_tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
 			char *row[] = { pg_cli_strdup(local),
 					pg_cli_strdup(remote),
 					pg_cli_asprintf("%ld", t->used),
-					pg_cli_asprintf("%.2f", round2(t->percent)),
+					pg_cli_asprintf("%.2f", pg_ports_round2(t->percent)),
 					pg_cli_strdup(status_names[t->status]),
-					states_text(t),
-					owners_text(p, t) };
-			table_add(&tb, row);
+					pg_ports_states_text(t),
+					pg_ports_owners_text(p, t) };
+			pg_table_add(&tb, row);
 		}
-		table_print(&tb);
+		pg_table_print(&tb);
 		if (p->ntuples > PG_TEXT_ROWS) {
 			long rest = 0;
 			for (size_t i = PG_TEXT_ROWS; i < p->ntuples; i++)
@@ -721,45 +713,61 @@ static void print_text(struct pg_ports *p)
 			       p->ntuples - PG_TEXT_ROWS, rest);
 		}
 	}
-	if (n) {
-		char *hdr[] = { pg_cli_strdup("PID"),   pg_cli_strdup("COMMAND"),
-				pg_cli_strdup("FDS"),   pg_cli_strdup("LIMIT"),
-				pg_cli_strdup("%"),     pg_cli_strdup("SOCKETS"),
-				pg_cli_strdup("STATUS") };
-		printf(
-		    "\nProcesses (owners of the sockets above, and any near RLIMIT_NOFILE):\n\n");
-		tb.align = proc_align;
-		table_add(&tb, hdr);
-		for (size_t i = 0; i < n && i < PG_TEXT_ROWS; i++) {
-			const struct pg_proc *pr = &p->scan.procs[idx[i]];
-			const struct pg_procinfo *pi = &p->pinfo[idx[i]];
-			char *row[] = { pg_cli_asprintf("%d", pr->pid),
-					pg_cli_strdup(comm_of(p, pr->pid)),
-					pg_cli_asprintf("%ld", pr->fds),
-					pr->fd_limit > 0 ? pg_cli_asprintf("%ld", pr->fd_limit)
-							 : pg_cli_strdup("unlimited"),
-					pg_cli_asprintf("%.2f", round2(pi->percent)),
-					pg_cli_asprintf("%ld", pr->sockets),
-					pg_cli_strdup(status_names[pi->status]) };
-			table_add(&tb, row);
-		}
-		table_print(&tb);
-		if (n > PG_TEXT_ROWS)
-			printf("... and %zu more process(es); --json lists every one.\n",
-			       n - PG_TEXT_ROWS);
-	}
-	free(idx);
+	pg_ports_print_procs(p, PG_TEXT_ROWS);
 	if (p->any_time_wait && !p->only_pid)
 		printf(
 		    "\nTIME_WAIT sockets have no owner: the kernel keeps them for about 60 s after "
 		    "the side that closed first (active close) let go of them.\n");
 }
 
-enum { OPT_JSON = 256, OPT_OPENMETRICS, OPT_WARN, OPT_CRIT, OPT_PID };
+int pg_ports_take(struct pg_ports *p)
+{
+	int r;
+
+	if (read_range(p) < 0 || read_sockets(p) < 0)
+		return 3;
+	r = pg_procscan_run(&p->scan, p->only_pid, (int)getpid());
+	if (r < 0) {
+		if (r == -ESRCH)
+			pg_cli_warn("no process with pid %d", p->only_pid);
+		else
+			pg_cli_warn("cannot read the descriptors of pid %d: %s", p->only_pid,
+				    strerror(-r));
+		return 3;
+	}
+	p->pinfo = pg_cli_calloc(p->scan.nprocs + 1, sizeof(*p->pinfo));
+	count(p);
+	return 0;
+}
+
+void pg_ports_release(struct pg_ports *p)
+{
+	struct pg_tuple *t, *tmp;
+
+	HASH_ITER(hh, p->hash, t, tmp)
+	{
+		HASH_DEL(p->hash, t);
+		free(t->owners);
+		free(t);
+	}
+	free(p->tuples);
+	free(p->pinfo);
+	pg_procscan_free(&p->scan);
+	pg_socktab_free(&p->tab);
+	p->hash = NULL;
+	p->tuples = NULL;
+	p->pinfo = NULL;
+	p->ntuples = 0;
+	p->status = PG_OK;
+	p->any_time_wait = 0;
+}
+
+enum { OPT_JSON = 256, OPT_OPENMETRICS, OPT_WATCH, OPT_WARN, OPT_CRIT, OPT_PID };
 
 static const struct option longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "openmetrics", no_argument, NULL, OPT_OPENMETRICS },
+	{ "watch", optional_argument, NULL, OPT_WATCH },
 	{ "warn", required_argument, NULL, OPT_WARN },
 	{ "crit", required_argument, NULL, OPT_CRIT },
 	{ "pid", required_argument, NULL, OPT_PID },
@@ -767,18 +775,53 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* "--watch 2" as "--watch=2": getopt takes an optional argument only in
+ * the second form, and the usage shows the first. A word after --watch
+ * that is not a number stays a word of its own (and is refused). */
+static char **join_watch_seconds(int argc, char **argv, int *out_argc)
+{
+	char **v = pg_cli_calloc((size_t)argc + 1, sizeof(*v));
+	int n = 0;
+
+	for (int i = 0; i < argc; i++) {
+		double s;
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				v[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc &&
+		    pg_cli_parse_double(argv[i + 1], -1e9, 1e9, &s) == 0) {
+			v[n++] = pg_cli_asprintf("--watch=%s", argv[i + 1]);
+			i++;
+			continue;
+		}
+		v[n++] = argv[i];
+	}
+	*out_argc = n;
+	return v;
+}
+
 int pg_cmd_ports(int argc, char **argv)
 {
 	struct pg_ports p = { .warn = 60, .crit = 80 };
-	struct pg_tuple *t, *tmp;
+	double interval = 0;
 	long pid;
 	int c, r;
 
+	argv = join_watch_seconds(argc, argv, &argc);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON: p.json = 1; break;
 		case OPT_OPENMETRICS: p.openmetrics = 1; break;
+		case OPT_WATCH:
+			interval = 1;
+			if (optarg && pg_cli_parse_double(optarg, 0.1, 3600, &interval))
+				return pg_cli_usage_error(
+				    usage, "--watch '%s': not a number of seconds from 0.1 to 3600",
+				    optarg);
+			break;
 		case OPT_WARN:
 		case OPT_CRIT:
 			if (pg_cli_parse_double(optarg, 0, 100, c == OPT_WARN ? &p.warn : &p.crit))
@@ -801,24 +844,16 @@ int pg_cmd_ports(int argc, char **argv)
 	}
 	if (optind < argc)
 		return pg_cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
-	if (p.json && p.openmetrics)
-		return pg_cli_usage_error(usage, "--json and --openmetrics: one of them");
+	if (p.json + p.openmetrics + (interval > 0) > 1)
+		return pg_cli_usage_error(usage, "--json, --openmetrics and --watch: one of them");
 	if (p.warn > p.crit)
 		return pg_cli_usage_error(usage, "--warn %g is above --crit %g", p.warn, p.crit);
 
-	if (read_range(&p) < 0 || read_sockets(&p) < 0)
-		return 3;
-	r = pg_procscan_run(&p.scan, p.only_pid, (int)getpid());
-	if (r < 0) {
-		if (r == -ESRCH)
-			pg_cli_warn("no process with pid %d", p.only_pid);
-		else
-			pg_cli_warn("cannot read the descriptors of pid %d: %s", p.only_pid,
-				    strerror(-r));
-		return 3;
-	}
-	p.pinfo = pg_cli_calloc(p.scan.nprocs + 1, sizeof(*p.pinfo));
-	count(&p);
+	if (interval > 0)
+		return pg_ports_watch(&p, interval);
+	r = pg_ports_take(&p);
+	if (r)
+		return r;
 	if (p.json)
 		print_json(&p);
 	else if (p.openmetrics)
@@ -834,18 +869,9 @@ int pg_cmd_ports(int argc, char **argv)
 		    "could not read the descriptors of %ld process(es) of other users: their "
 		    "sockets show no owner (run as root to see them)",
 		    p.scan.unreadable);
-
-	HASH_ITER(hh, p.hash, t, tmp)
-	{
-		HASH_DEL(p.hash, t);
-		free(t->owners);
-		free(t);
-	}
-	free(p.tuples);
-	free(p.pinfo);
-	pg_procscan_free(&p.scan);
-	pg_socktab_free(&p.tab);
+	r = p.openmetrics ? 0 : p.status;
+	pg_ports_release(&p);
 	/* Metrics printed: the status is one of them (a textfile collector's
 	 * "ports --openmetrics > f.tmp && mv f.tmp f.prom" keeps updating). */
-	return p.openmetrics ? 0 : p.status;
+	return r;
 }
