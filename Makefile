@@ -54,10 +54,13 @@ DEB_PACKAGES := build-essential libcmocka-dev uthash-dev libjansson-dev libdw-de
                 clang libclang-rt-14-dev \
                 libunwind-dev valgrind strace \
                 nodejs memcached nginx-light postgresql postgresql-client \
-                prometheus tmux
+                prometheus tmux chromium
 
 .PHONY: all test bench clean install uninstall deps demo
 all: $(B)/libportguard.so $(if $(TOOL_SRC),$(B)/portguard) $(EX_BIN)
+
+# The page template is built into the tool (tools/html.c: .incbin).
+$(B)/obj/tools/html.o: tools/report.html
 
 $(B)/obj/%.o: %.c $(wildcard shim/*.h policy/*.h tools/*.h common/*.h)
 	@mkdir -p $(dir $@)
@@ -140,6 +143,10 @@ bench: all $(BENCH_BIN) $(HELPER_BIN)
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES)
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	# playwright-core drives Debian's chromium in the tests of report --html;
+	# it downloads no browser.
+	cd tests/browser && npm ci --no-audit --no-fund
 
 # The main job: a client that leaks two connections, run under the library.
 demo: all

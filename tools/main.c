@@ -29,12 +29,13 @@ static const char usage[] =
     "commands:\n"
     "  run [-o PATH] [--json] [--exitcode N] [--policy FILE] [--option K=V]... -- CMD [ARG]...\n"
     "        run CMD with libportguard preloaded; exits with CMD's status\n"
-    "  dump [-s SIGNAL] PID\n"
+    "  dump [--json] [--timeout S] PID\n"
     "        ask a running process that has loaded libportguard for a report now\n"
-    "  ports [--json] [--warn PCT] [--crit PCT] [--pid PID]\n"
+    "  ports [--json | --openmetrics | --watch [S]] [--warn PCT] [--crit PCT] [--pid PID]\n"
     "        who holds the ephemeral ports, and which processes near RLIMIT_NOFILE\n"
-    "  report [--text | --json | --folded] [--diff OLD] FILE...\n"
-    "        merge JSON reports by call site; compare with an earlier dump\n"
+    "  report [--text | --json | --folded | --html] [--diff OLD] FILE...\n"
+    "        merge JSON reports by call site (--html: a page with a flame graph);\n"
+    "        compare with an earlier dump\n"
     "\n"
     "'portguard COMMAND --help' describes each command; 'portguard --version'.\n";
 

@@ -320,6 +320,7 @@ int pg_merge_load(struct pg_merge *m, const char *path)
 		m->files = pg_cli_realloc(m->files, (m->nfiles + 1) * sizeof(*m->files));
 		m->files[m->nfiles].dev = m->files[m->nfiles].ino = ~0ull;
 	}
+	m->files[m->nfiles].path = pg_cli_strdup(path);
 	m->nfiles++;
 	while ((got = read_line(f, &line, &cap, PG_MERGE_MAX_LINE, &len)) > 0) {
 		lineno++;
@@ -597,6 +598,41 @@ void pg_merge_build(struct pg_merge *m)
 	m->npids = k;
 }
 
+/* A path or program name need not be UTF-8; JSON strings must be. */
+static json_t *string_or(const char *s, const char *fallback)
+{
+	json_t *v = s ? json_string(s) : NULL;
+
+	return v ? v : json_string(fallback);
+}
+
+json_t *pg_merge_processes(const struct pg_merge *m)
+{
+	static const char *const keys[] = { "created", "open",      "leaked",
+					    "closed",  "finalized", "double_closes" };
+	json_t *a = json_array();
+
+	for (const struct pg_minst *in = m->insts; in; in = in->hh.next) {
+		const json_t *r = in->report, *t = json_object_get(r, "totals");
+		json_t *o = json_object(), *tot = json_object();
+
+		if (in->pid > 0)
+			json_object_set_new(o, "pid", json_integer(in->pid));
+		else
+			json_object_set(o, "pids", json_object_get(r, "pids"));
+		json_object_set_new(o, "exe", string_or(pg_merge_str(r, "exe"), "?"));
+		json_object_set_new(o, "reason", string_or(pg_merge_str(r, "reason"), "?"));
+		if (in->key.file < m->nfiles)
+			json_object_set_new(o, "file",
+					    string_or(m->files[in->key.file].path, "(not UTF-8)"));
+		for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++)
+			json_object_set_new(tot, keys[k], json_integer(pg_merge_int(t, keys[k])));
+		json_object_set_new(o, "totals", tot);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static int cmp_site(const void *a, const void *b)
 {
 	const struct pg_msite *x = *(struct pg_msite *const *)a, *y = *(struct pg_msite *const *)b;
@@ -651,6 +687,8 @@ void pg_merge_free(struct pg_merge *m)
 	json_decref(m->destinations);
 	json_decref(m->exes);
 	free(m->pids);
+	for (size_t i = 0; i < m->nfiles; i++)
+		free(m->files[i].path);
 	free(m->files);
 	memset(m, 0, sizeof(*m));
 }

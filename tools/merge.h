@@ -38,6 +38,7 @@ struct pg_merge {
 
 struct pg_mfile {
 	unsigned long long dev, ino;
+	char *path;
 };
 
 /* The longest report line read: a JSON report of 1,000,000 sockets is
@@ -55,6 +56,9 @@ void pg_merge_build(struct pg_merge *m);
 struct pg_msite **pg_merge_sorted(struct pg_merge *m);
 struct pg_msite *pg_merge_find(struct pg_merge *m, const char *key, size_t keylen);
 void pg_merge_free(struct pg_merge *m);
+/* The reports merged, one object each in order of first sight: "pid" (or
+ * "pids" for a merged report), "exe", "reason", "file", "totals". */
+json_t *pg_merge_processes(const struct pg_merge *m);
 
 /* Integer member, 0 when absent or not an integer. */
 json_int_t pg_merge_int(const json_t *o, const char *key);

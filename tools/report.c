@@ -3,6 +3,7 @@
  * folded stacks, or show what grew since an earlier dump (--diff). */
 #include "tools/cli.h"
 #include "tools/cmd.h"
+#include "tools/html.h"
 #include "tools/merge.h"
 
 #include <getopt.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: portguard report [--text | --json | --folded] [--diff OLD]... FILE...\n"
+    "usage: portguard report [--text | --json | --folded | --html] [--diff OLD]... FILE...\n"
     "\n"
     "Reads JSON reports (format=json; one object per line, '-' for stdin) and\n"
     "merges them by call site (the frames' module+offset pairs). Of each process\n"
@@ -21,6 +22,10 @@ static const char usage[] =
     "  --json        one report object of the library's schema, with \"pids\"\n"
     "  --folded      'frame;frame;frame count' per site, outermost frame first,\n"
     "                count = leaked sockets (for flamegraph.pl and the like)\n"
+    "  --html        one self-contained HTML page (nothing fetched; open it from\n"
+    "                a file): a flame graph of the leaked sockets (click to\n"
+    "                zoom), the sites' table (sortable), double closes,\n"
+    "                destinations and the processes merged\n"
     "  --diff OLD    compare OLD (earlier reports, merged the same way) with the\n"
     "                FILEs: the sites whose open sockets grew, largest growth\n"
     "                first; with --folded the count is the growth\n"
@@ -32,7 +37,7 @@ static const char usage[] =
 
 #define PG_TEXT_SOCKETS 20
 
-enum { FMT_TEXT, FMT_JSON, FMT_FOLDED };
+enum { FMT_TEXT, FMT_JSON, FMT_FOLDED, FMT_HTML };
 
 static void print_frames(const json_t *frames, const char *indent)
 {
@@ -266,7 +271,9 @@ static json_t *pids_json(const long *pids, size_t n)
 	return a;
 }
 
-static void print_json(struct pg_merge *m)
+/* The merge as one report object of the library's schema, "pids" for
+ * "pid". */
+static json_t *report_object(struct pg_merge *m)
 {
 	struct pg_msite **v = pg_merge_sorted(m);
 	json_t *o = json_object(), *sites = json_array();
@@ -305,10 +312,28 @@ static void print_json(struct pg_merge *m)
 	json_object_set(o, "destinations", m->destinations);
 	json_object_set(o, "policy", m->policy);
 	json_object_set(o, "events", m->events);
+	free(v);
+	return o;
+}
+
+static void print_json(struct pg_merge *m)
+{
+	json_t *o = report_object(m);
+
 	json_dumpf(o, stdout, 0);
 	putchar('\n');
 	json_decref(o);
-	free(v);
+}
+
+/* The page: the merged report and the processes it was made of, drawn by
+ * the page's own script (tools/html.c, tools/report.html). */
+static void print_html(struct pg_merge *m)
+{
+	json_t *o = report_object(m);
+
+	json_object_set_new(o, "processes", pg_merge_processes(m));
+	pg_html_report(o, stdout);
+	json_decref(o);
 }
 
 /* Folded stacks: one line per distinct stack, counts of identical lines
@@ -525,12 +550,16 @@ static void print_diff(struct pg_merge *old, struct pg_merge *cur, int fmt)
 	free(g);
 }
 
-enum { OPT_TEXT = 256, OPT_JSON, OPT_FOLDED, OPT_DIFF };
+enum { OPT_TEXT = 256, OPT_JSON, OPT_FOLDED, OPT_HTML, OPT_DIFF };
 
 static const struct option longopts[] = {
-	{ "text", no_argument, NULL, OPT_TEXT },     { "json", no_argument, NULL, OPT_JSON },
-	{ "folded", no_argument, NULL, OPT_FOLDED }, { "diff", required_argument, NULL, OPT_DIFF },
-	{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+	{ "text", no_argument, NULL, OPT_TEXT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "folded", no_argument, NULL, OPT_FOLDED },
+	{ "html", no_argument, NULL, OPT_HTML },
+	{ "diff", required_argument, NULL, OPT_DIFF },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
 };
 
 static int load_all(struct pg_merge *m, char **paths, size_t n)
@@ -554,13 +583,17 @@ int pg_cmd_report(int argc, char **argv)
 		switch (c) {
 		case OPT_TEXT:
 		case OPT_JSON:
-		case OPT_FOLDED: {
-			int f = c == OPT_TEXT ? FMT_TEXT : c == OPT_JSON ? FMT_JSON : FMT_FOLDED;
+		case OPT_FOLDED:
+		case OPT_HTML: {
+			int f = c == OPT_TEXT   ? FMT_TEXT
+				: c == OPT_JSON ? FMT_JSON
+				: c == OPT_HTML ? FMT_HTML
+						: FMT_FOLDED;
 			if (fmt >= 0 && fmt != f) {
 				free(olds);
 				return pg_cli_usage_error(usage,
-							  "--text, --json and --folded exclude "
-							  "each other");
+							  "--text, --json, --folded and --html "
+							  "exclude each other");
 			}
 			fmt = f;
 			break;
@@ -588,6 +621,11 @@ int pg_cmd_report(int argc, char **argv)
 	}
 	if (fmt < 0)
 		fmt = FMT_TEXT;
+	if (fmt == FMT_HTML && nolds) {
+		free(olds);
+		return pg_cli_usage_error(usage, "--html draws one merge: --diff goes with "
+						 "--text, --json or --folded");
+	}
 
 	pg_merge_init(&cur);
 	pg_merge_init(&old);
@@ -605,6 +643,8 @@ int pg_cmd_report(int argc, char **argv)
 		print_json(&cur);
 	else if (fmt == FMT_FOLDED)
 		print_folded(&cur);
+	else if (fmt == FMT_HTML)
+		print_html(&cur);
 	else
 		print_text(&cur);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
