@@ -433,6 +433,7 @@ def run_scale(tmp, sc):
                         sc["json_frames"] = sum(len(s["frames"]) for s in sites)
                         sc["json_leaked"] = rep["totals"]["leaked"]
                         sc.setdefault("json_bytes", []).append(os.path.getsize(os.path.join(d, files[0])))
+                        tool_report_times(sc, os.path.join(d, files[0]))
                     except (ValueError, KeyError, IndexError) as e:
                         failures.append("scale: JSON report unreadable: %s" % e)
                 elif fmt == "text" and mode == "exit":
@@ -441,6 +442,22 @@ def run_scale(tmp, sc):
                 shutil.rmtree(d, ignore_errors=True)
         print(" %d" % (r + 1), end="", flush=True)
     print(flush=True)
+
+
+def tool_report_times(sc, path):
+    """portguard report of the scale's JSON report: --json and --html to
+    /dev/null (the tool's side: read, merge, print), and the page's size."""
+    tool = os.path.join(BUILD, "portguard")
+    for fmt in ("json", "html"):
+        t0 = time.monotonic_ns()
+        with open(os.devnull, "wb") as null:
+            rc = subprocess.call([tool, "report", "--" + fmt, path], stdout=null, stderr=null)
+        if rc != 0:
+            failures.append("scale: portguard report --%s of the JSON report: exit %d" % (fmt, rc))
+            return
+        sc.setdefault("tool_%s_ms" % fmt, []).append((time.monotonic_ns() - t0) / 1e6)
+    out = subprocess.run([tool, "report", "--html", path], capture_output=True).stdout
+    sc.setdefault("html_bytes", []).append(len(out))
 
 
 def run_sim(tmp, sim):
@@ -748,6 +765,11 @@ def bench(tmp, t_start):
         if sc.get("text_bytes") and sc.get("json_bytes"):
             rows.append([sec, "report size, text / JSON", "-", "%s / %s B" % (
                 format(int(med(sc["text_bytes"])), ","), format(int(med(sc["json_bytes"])), ",")),
+                "-", "-", "-", "", ""])
+        if sc.get("tool_json_ms") and sc.get("tool_html_ms"):
+            rows.append([sec, "portguard report of it, --json / --html (page %s B)" % format(
+                int(med(sc["html_bytes"])), ","), str(len(sc["tool_html_ms"])), "%s / %s ms" % (
+                fmt_num(med(sc["tool_json_ms"])), fmt_num(med(sc["tool_html_ms"]))),
                 "-", "-", "-", "", ""])
         be = sc.get("bare_exit_ms", [])
         rows.append([sec, "exit of the bare program (kernel closes the sockets)", str(len(be)),
