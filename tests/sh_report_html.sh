@@ -76,6 +76,26 @@ rc=$?
 sed 's/^/odd: /' "$T/browser2"
 check "markup-named frames: drawn as text, zoom, no console error" 0 "$rc"
 
+# 1,202 sites: two that leak 500 each, 1,200 that leak one.
+python3 - "$T/many.json" <<'PYEOF'
+import json, sys
+def site(fn, n, i):
+    return {"open": n, "leaked": n, "created": n + i % 7, "frames": [
+        {"addr": "0x%x" % (0x1000 + i), "module": "/opt/many", "offset": "0x%x" % (0x1000 + i), "function": fn, "file": "m.c", "line": i + 1},
+        {"addr": "0x10", "module": "/opt/many", "offset": "0x10", "function": "main", "file": "m.c", "line": 1}],
+        "sockets": [{"fd": 3 + i, "family": "inet", "protocol": "tcp", "local": "127.0.0.1:%d" % (1000 + i), "leaked": True}]}
+sites = [site("big_a", 500, 0), site("big_b", 500, 1)] + [site("small_%d" % i, 1, i + 2) for i in range(1200)]
+json.dump({"portguard": 1, "pid": 9, "exe": "/opt/many", "reason": "exit", "totals": {"created": 2200, "open": 2200, "leaked": 2200},
+           "sites": sites, "double_closes": [], "destinations": []}, open(sys.argv[1], "w"))
+PYEOF
+"$PG" report --html "$T/many.json" >"$T/many.html"
+check "report --html of 1,202 sites: exit 0" 0 $?
+PG_EXPECT_SITES=1202 PG_CHROMIUM=$CHROMIUM timeout 180 node "$BR/report_html.mjs" "$T/many.html" \
+	'big_a@many,big_b@many' >"$T/browser3" 2>&1
+rc=$?
+sed 's/^/many: /' "$T/browser3"
+check "1,202 sites: rendered, 500 rows then all, zoom, no console error" 0 "$rc"
+
 "$PG" report --html --json "$T/odd.json" >/dev/null 2>&1; check "--html with --json: usage, exit 2" 2 $?
 "$PG" report --html --diff "$T/odd.json" "$T/odd.json" >/dev/null 2>"$T/err"; rc=$?
 check "--html with --diff: usage, exit 2" 2 "$rc"

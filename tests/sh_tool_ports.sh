@@ -192,6 +192,24 @@ usage "--warn 101: usage, exit 2" 2 --warn 101
 usage "--warn above --crit: usage, exit 2" 2 --warn 90 --crit 80
 usage "--pid x: usage, exit 2" 2 --pid x
 usage "an extra argument: usage, exit 2" 2 extra
+# A process names itself: escape sequences and bad UTF-8 in its name
+# must not reach the terminal of whoever reads the table, nor break JSON.
+python3 - "$P4" >"$T/evil.out" 2>&1 <<'PYEOF' &
+import socket, sys, time
+open("/proc/self/comm", "wb").write(b"\x1b[2Jev\xffil\x07")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+time.sleep(60)
+PYEOF
+EP=$!; started "$EP"
+wait_for "$T/evil.out" '^ready' || notok "the self-naming process started"
+"$PG" ports >"$T/evil.txt"
+"$PG" ports --json >"$T/evil.json"
+grep -q $'\033\|\a' "$T/evil.txt"; cond "a process's name with escape sequences: none printed" $((!$?))
+grep -q '?\[2Jev?il?' "$T/evil.txt"; cond "... each such byte shown as '?' (as ps does)" $?
+check "... and --json still names the owner" '?[2Jev?il?' \
+	"$(jq -r --arg r "127.0.0.1:$P4" '.tuples[] | select(.remote == $r) | .owners[] | select(.comm | startswith("?[2J")) | .comm' "$T/evil.json")"
+kill "$EP" 2>/dev/null
 out=$("$PG" ports --help); rc=$?
 [ "$rc" -eq 0 ] && [[ $out == "usage: portguard ports"* ]] && ok "ports --help: usage on stdout, exit 0" || notok "ports --help"
 exit $((fails > 0))

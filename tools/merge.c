@@ -616,10 +616,14 @@ json_t *pg_merge_processes(const struct pg_merge *m)
 		const json_t *r = in->report, *t = json_object_get(r, "totals");
 		json_t *o = json_object(), *tot = json_object();
 
-		if (in->pid > 0)
+		if (in->pid > 0) {
 			json_object_set_new(o, "pid", json_integer(in->pid));
-		else
+		} else {
+			/* A merged report: its processes and programs. */
 			json_object_set(o, "pids", json_object_get(r, "pids"));
+			if (json_is_array(json_object_get(r, "exes")))
+				json_object_set(o, "exes", json_object_get(r, "exes"));
+		}
 		json_object_set_new(o, "exe", string_or(pg_merge_str(r, "exe"), "?"));
 		json_object_set_new(o, "reason", string_or(pg_merge_str(r, "reason"), "?"));
 		if (in->key.file < m->nfiles)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -777,22 +778,31 @@ static const struct option longopts[] = {
 
 /* "--watch 2" as "--watch=2": getopt takes an optional argument only in
  * the second form, and the usage shows the first. A word after --watch
- * that is not a number stays a word of its own (and is refused). */
-static char **join_watch_seconds(int argc, char **argv, int *out_argc)
+ * that looks like a number is its argument (and checked as one); any
+ * other word stays a word of its own (and is refused). The joined words
+ * are the caller's to free: *joined. */
+static int number_like(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	return (*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' && s[1] <= '9') ||
+	       strncasecmp(s, "nan", 3) == 0 || strncasecmp(s, "inf", 3) == 0;
+}
+
+static char **join_watch_seconds(int argc, char **argv, int *out_argc, char ***joined)
 {
 	char **v = pg_cli_calloc((size_t)argc + 1, sizeof(*v));
-	int n = 0;
+	int n = 0, nj = 0;
 
+	*joined = pg_cli_calloc((size_t)argc + 1, sizeof(**joined));
 	for (int i = 0; i < argc; i++) {
-		double s;
 		if (strcmp(argv[i], "--") == 0) {
 			while (i < argc)
 				v[n++] = argv[i++];
 			break;
 		}
-		if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc &&
-		    pg_cli_parse_double(argv[i + 1], -1e9, 1e9, &s) == 0) {
-			v[n++] = pg_cli_asprintf("--watch=%s", argv[i + 1]);
+		if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc && number_like(argv[i + 1])) {
+			v[n++] = (*joined)[nj++] = pg_cli_asprintf("--watch=%s", argv[i + 1]);
 			i++;
 			continue;
 		}
@@ -802,14 +812,27 @@ static char **join_watch_seconds(int argc, char **argv, int *out_argc)
 	return v;
 }
 
+static int ports_main(int argc, char **argv);
+
 int pg_cmd_ports(int argc, char **argv)
+{
+	char **joined, **v = join_watch_seconds(argc, argv, &argc, &joined);
+	int r = ports_main(argc, v);
+
+	for (char **j = joined; *j; j++)
+		free(*j);
+	free(joined);
+	free(v);
+	return r;
+}
+
+static int ports_main(int argc, char **argv)
 {
 	struct pg_ports p = { .warn = 60, .crit = 80 };
 	double interval = 0;
 	long pid;
 	int c, r;
 
-	argv = join_watch_seconds(argc, argv, &argc);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {

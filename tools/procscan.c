@@ -42,6 +42,47 @@ long pg_procscan_parse_limits(const char *text)
 	return end == p ? -1 : v;
 }
 
+/* The length of the UTF-8 sequence at s that is neither malformed nor a
+ * C1 control (U+0080-U+009F); 0 when it is one of those. */
+static size_t utf8_printable(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4 || (s[0] == 0xc2 && s[1] < 0xa0))
+		return 0;
+	/* Overlong forms, surrogates, beyond U+10FFFF. */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A process names itself (prctl, /proc/self/comm): control characters
+ * and escape sequences in it would drive the terminal of whoever reads
+ * our tables, and a malformed UTF-8 name is no JSON string. Each such
+ * byte becomes '?', as ps shows them. */
+static void printable(char *buf)
+{
+	unsigned char *s = (unsigned char *)buf;
+
+	while (*s) {
+		size_t n;
+		if (*s >= 0x20 && *s < 0x7f) {
+			s++;
+			continue;
+		}
+		n = *s >= 0x80 ? utf8_printable(s) : 0;
+		if (n) {
+			s += n;
+			continue;
+		}
+		*s++ = '?';
+	}
+}
+
 void pg_procscan_comm(int pid, char *buf, size_t size)
 {
 	char path[64];
@@ -52,6 +93,7 @@ void pg_procscan_comm(int pid, char *buf, size_t size)
 		return;
 	}
 	buf[strcspn(buf, "\n")] = '\0';
+	printable(buf);
 }
 
 static void add_owner(struct pg_procscan *s, uint64_t inode, int pid)

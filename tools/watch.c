@@ -45,10 +45,14 @@ struct pg_trend {
 
 struct pg_watch {
 	double interval, col_seconds, t0;
+	double t_first, t_prev; /* the first and the latest reading */
+	long frames; /* readings drawn */
 	int ncols;
-	int tty; /* stdout is a terminal: redraw in place */
-	int keys; /* stdin is read for q */
-	int raw; /* the terminal's mode was changed (restore it) */
+	int tty; /* stdout is a terminal (TERM not dumb): redraw in place */
+	int stdin_tty; /* stdin is a terminal that still answers */
+	int keys; /* q is read: stdin is the terminal, we its foreground */
+	volatile sig_atomic_t alt; /* the alternate screen is on */
+	volatile sig_atomic_t raw; /* the terminal's mode is ours; saved is the user's */
 	int utf8;
 	struct termios saved;
 	struct pg_trend *trends;
@@ -56,6 +60,11 @@ struct pg_watch {
 
 static volatile sig_atomic_t quit_signal, redraw;
 static struct pg_watch *the_watch; /* for the Ctrl-Z handler */
+
+/* Signals that end the watch (the terminal restored, exit 0), unless the
+ * watch inherited them ignored (nohup). */
+static const int quit_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM };
+#define PG_NQUIT ((int)(sizeof(quit_signals) / sizeof(*quit_signals)))
 
 static double now_s(void)
 {
@@ -65,31 +74,48 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Async-signal-safe (write, tcsetattr): the Ctrl-Z handler uses it. */
+/* Async-signal-safe (write, tcsetattr): the Ctrl-Z handler uses it.
+ * SIGTTOU is blocked while watching, so neither stops us in the
+ * background. */
 static void term_leave(struct pg_watch *w)
 {
 	static const char leave[] = "\033[?7h\033[?25h\033[?1049l";
 
-	if (w->tty && write(STDOUT_FILENO, leave, sizeof(leave) - 1) < 0) {
-		/* The terminal is gone; nothing to restore on it. */
+	if (w->alt) {
+		w->alt = 0;
+		if (write(STDOUT_FILENO, leave, sizeof(leave) - 1) < 0) {
+			/* The terminal is gone; nothing to restore on it. */
+		}
 	}
-	if (w->raw)
+	if (w->raw) {
+		w->raw = 0;
 		tcsetattr(STDIN_FILENO, TCSADRAIN, &w->saved);
+	}
 }
 
+/* Before each frame: the screen ours, and keys read when we are the
+ * terminal's foreground (started with &, then fg; or back from Ctrl-Z). */
 static void term_enter(struct pg_watch *w)
 {
 	static const char enter[] = "\033[?1049h\033[?25l\033[?7l";
 
-	if (w->raw) {
+	w->keys = w->stdin_tty && tcgetpgrp(STDIN_FILENO) == getpgrp();
+	if (w->keys && w->tty && !w->raw && tcgetattr(STDIN_FILENO, &w->saved) == 0) {
 		struct termios t = w->saved;
 		t.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
 		t.c_cc[VMIN] = 1;
 		t.c_cc[VTIME] = 0;
-		tcsetattr(STDIN_FILENO, TCSADRAIN, &t);
+		if (tcsetattr(STDIN_FILENO, TCSADRAIN, &t) == 0)
+			w->raw = 1;
 	}
-	if (w->tty && write(STDOUT_FILENO, enter, sizeof(enter) - 1) < 0) {
-		/* Reported by the first frame's write. */
+	/* Without our mode a q would wait for Enter and echo: not read. */
+	if (w->tty && !w->raw)
+		w->keys = 0;
+	if (w->tty && !w->alt) {
+		w->alt = 1;
+		if (write(STDOUT_FILENO, enter, sizeof(enter) - 1) < 0) {
+			/* Reported by the frame's write. */
+		}
 	}
 }
 
@@ -104,6 +130,9 @@ static void on_winch(int sig)
 	redraw = 1;
 }
 
+/* Ctrl-Z: the terminal given back, then stopped; continued, the next
+ * frame takes it again (from the main loop: a terminal call here would
+ * stop us again were we continued in the background). */
 static void on_tstp(int sig)
 {
 	int e = errno;
@@ -115,22 +144,24 @@ static void on_tstp(int sig)
 	sigaddset(&set, SIGTSTP);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	raise(sig);
-	/* Continued (fg): take the terminal back, draw again. */
 	signal(SIGTSTP, on_tstp);
-	term_enter(the_watch);
 	redraw = 1;
 	errno = e;
 }
 
-static void handle(int sig, void (*fn)(int))
+/* Installs fn unless the signal was inherited ignored; adds it to set. */
+static void handle(int sig, void (*fn)(int), sigset_t *set)
 {
-	struct sigaction sa;
+	struct sigaction sa, old;
 
+	if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+		return;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = fn;
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: poll() returns at once with EINTR. */
 	sigaction(sig, &sa, NULL);
+	if (set)
+		sigaddset(set, sig);
 }
 
 /* ---- the last minute, per tuple ---- */
@@ -156,6 +187,25 @@ static void trend_reading(struct pg_watch *w, struct pg_trend *tr, long long col
 	tr->now = used;
 }
 
+/* A tuple new in this reading was absent from the earlier ones: 0 in
+ * their columns, so that a burst shows as one (its change from 0). */
+static void trend_absent_before(struct pg_watch *w, struct pg_trend *tr, long long col)
+{
+	long long prev = (long long)((w->t_prev - w->t0) / w->col_seconds);
+	long long from = col - w->ncols + 1;
+
+	if (from < 0)
+		from = 0;
+	for (long long c = from; c <= prev && c <= col; c++) {
+		int i = (int)(c % w->ncols);
+		double start = w->t0 + (double)c * w->col_seconds;
+		tr->max[i] = 0;
+		tr->first[i] = 0;
+		tr->first_t[i] = start > w->t_first ? start : w->t_first;
+	}
+	tr->last_col = prev < col ? prev : col;
+}
+
 /* Every tuple of this reading, and every one seen in the last minute
  * (now 0); those with nothing in the window are forgotten. */
 static void trends_update(struct pg_watch *w, struct pg_ports *p, double t)
@@ -172,6 +222,8 @@ static void trends_update(struct pg_watch *w, struct pg_ports *p, double t)
 			for (int k = 0; k < PG_TREND_COLS; k++)
 				tr->max[k] = -1;
 			tr->last_col = col;
+			if (w->frames)
+				trend_absent_before(w, tr, col);
 			HASH_ADD(hh, w->trends, key, sizeof(tr->key), tr);
 		}
 		trend_reading(w, tr, col, t, tu->used);
@@ -273,7 +325,7 @@ static void render(struct pg_watch *w, struct pg_ports *p, double t, int rows)
 {
 	static const char align[] = "llrrlllrll";
 	struct pg_table tb = { 10, 0, NULL, align };
-	size_t n = HASH_COUNT(w->trends), k = 0, max_rows = n;
+	size_t n = HASH_COUNT(w->trends), k = 0, max_rows = n, listed = 0;
 	struct pg_trend **v = pg_cli_calloc(n + 1, sizeof(*v)), *tr, *tmp;
 	char clock[32];
 	time_t wall = time(NULL);
@@ -281,16 +333,27 @@ static void render(struct pg_watch *w, struct pg_ports *p, double t, int rows)
 
 	localtime_r(&wall, &tm);
 	strftime(clock, sizeof(clock), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("portguard ports --watch %gs  %s  (last %.0f s in %d columns of %g s)%s\n\n",
-	       w->interval, clock, PG_TREND_SECONDS, w->ncols, w->col_seconds,
-	       w->tty ? "  q or Ctrl-C quits" : "");
+	printf("portguard ports --watch %gs  %s  (last %g s in %d columns of %g s)%s\n\n",
+	       w->interval, clock, w->col_seconds * w->ncols, w->ncols, w->col_seconds,
+	       w->keys  ? "  q or Ctrl-C quits"
+	       : w->tty ? "  Ctrl-C quits"
+			: "");
 	pg_ports_print_head(p);
 	HASH_ITER(hh, w->trends, tr, tmp) v[k++] = tr;
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_trend);
+	for (size_t i = 0; i < p->scan.nprocs; i++)
+		listed += p->pinfo[i].listed != 0;
 	if (rows > 0) {
-		/* Head 6 lines, table head 2, "more" 1, processes up to 5 + 4. */
-		int room = rows - 9 - (p->scan.nprocs ? PG_WATCH_PROCS + 4 : 0);
+		/* Header 2 and head 3 lines, the table's blank and header 2, its
+		 * "more" 1; processes: blank, title, blank, header, rows, "more";
+		 * the unreadable note 2. */
+		int room = rows - 8;
+		if (listed)
+			room -= 4 + (int)(listed < PG_WATCH_PROCS ? listed : PG_WATCH_PROCS) +
+				(listed > PG_WATCH_PROCS);
+		if (p->scan.unreadable)
+			room -= 2;
 		max_rows = room > 1 ? (size_t)room : 1;
 	}
 	if (n) {
@@ -397,52 +460,58 @@ static int frame(struct pg_watch *w, struct pg_ports *p, char **err, size_t *err
 
 	if (w->tty) {
 		me = open_memstream(err, errlen);
-		mo = open_memstream(&buf, &len);
-		if (!me || !mo) {
+		mo = me ? open_memstream(&buf, &len) : NULL;
+		if (!mo) {
+			if (me)
+				fclose(me);
 			pg_cli_warn("out of memory");
 			return 3;
 		}
 		stderr = me;
 	}
 	r = pg_ports_take(p);
-	if (w->tty) {
-		stderr = saved_err;
-		fclose(me);
-	}
-	if (r) {
-		if (mo)
-			fclose(mo);
-		free(buf);
-		pg_ports_release(p);
-		return r;
-	}
-	trends_update(w, p, t);
-	if (w->tty) {
-		stdout = mo; /* glibc: stdout is a variable one may set */
-		render(w, p, t, screen_rows());
-		stdout = saved_out;
-		fclose(mo);
-		r = draw_tty(buf, len, screen_rows()) ? 3 : 0;
-		free(buf);
-	} else {
-		render(w, p, t, 0);
-		putchar('\n');
-		r = fflush(stdout) != 0 || ferror(stdout) ? 3 : 0;
+	if (!r) {
+		trends_update(w, p, t);
+		if (!w->frames++)
+			w->t_first = t;
+		w->t_prev = t;
+		if (w->tty) {
+			stdout = mo; /* glibc: stdout is a variable one may set */
+			render(w, p, t, screen_rows());
+			stdout = saved_out;
+			fflush(mo);
+			/* Stopped (Ctrl-Z) while rendering: the screen is the
+			 * shell's; the next frame draws on ours. */
+			if (w->alt)
+				r = draw_tty(buf, len, screen_rows()) ? 3 : 0;
+		} else {
+			render(w, p, t, 0);
+			putchar('\n');
+			r = fflush(stdout) != 0 || ferror(stdout) ? 3 : 0;
+		}
+		if (r)
+			pg_cli_warn("cannot write the view: %s", strerror(errno));
 	}
 	pg_ports_release(p);
-	if (r)
-		pg_cli_warn("cannot write the view: %s", strerror(errno));
+	if (w->tty) {
+		/* Kept, and printed once the terminal is the shell's again. */
+		stderr = saved_err;
+		fclose(me);
+		fclose(mo);
+		free(buf);
+	}
 	return r;
 }
 
-/* q or Q among the bytes read: quit. EOF: stop reading. */
+/* q or Q among the bytes read: quit. A terminal that answers no more:
+ * stop reading it. */
 static int read_keys(struct pg_watch *w)
 {
 	char buf[64];
 	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
 
 	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-		w->keys = 0;
+		w->keys = w->stdin_tty = 0;
 		return 0;
 	}
 	for (ssize_t i = 0; i < n; i++)
@@ -451,47 +520,68 @@ static int read_keys(struct pg_watch *w)
 	return 0;
 }
 
+static void trends_free(struct pg_watch *w)
+{
+	struct pg_trend *tr, *tmp;
+
+	HASH_ITER(hh, w->trends, tr, tmp)
+	{
+		HASH_DEL(w->trends, tr);
+		free(tr);
+	}
+}
+
 int pg_ports_watch(struct pg_ports *p, double interval)
 {
 	struct pg_watch w = { .interval = interval };
+	const char *cs, *term = getenv("TERM");
+	sigset_t wait_mask, blocked, orig;
 	char *err = NULL;
 	size_t errlen = 0;
 	double next;
-	int r = 0, stdin_tty = isatty(STDIN_FILENO);
-	const char *cs;
+	int r = 0;
 
 	setlocale(LC_CTYPE, "");
 	cs = nl_langinfo(CODESET);
 	w.utf8 = cs && strcmp(cs, "UTF-8") == 0;
+	/* Columns of 3 s, or one per reading when readings are further
+	 * apart; two at least, so that a change shows. */
 	w.col_seconds = interval > PG_TREND_SECONDS / PG_TREND_COLS
 			    ? interval
 			    : PG_TREND_SECONDS / PG_TREND_COLS;
 	w.ncols = (int)(PG_TREND_SECONDS / w.col_seconds + 0.5);
-	if (w.ncols < 1)
-		w.ncols = 1;
-	w.tty = isatty(STDOUT_FILENO);
-	/* Keys from a terminal we are in the foreground of (a background job
-	 * reading it would be stopped), or from whatever else stdin is. */
-	w.keys = stdin_tty ? tcgetpgrp(STDIN_FILENO) == getpgrp() : 1;
-	w.raw = w.keys && stdin_tty && w.tty && tcgetattr(STDIN_FILENO, &w.saved) == 0;
+	if (w.ncols < 2)
+		w.ncols = 2;
+	w.tty = isatty(STDOUT_FILENO) && term && *term && strcmp(term, "dumb") != 0;
+	w.stdin_tty = isatty(STDIN_FILENO);
 	w.t0 = now_s();
 	the_watch = &w;
 
-	handle(SIGINT, on_quit);
-	handle(SIGTERM, on_quit);
-	handle(SIGHUP, on_quit);
-	handle(SIGWINCH, on_winch);
-	if (w.raw)
-		handle(SIGTSTP, on_tstp);
-	term_enter(&w);
+	/* The quit signals and SIGWINCH wait blocked, to be taken only in
+	 * ppoll (no wake-up lost between a check and the wait); SIGTTOU is
+	 * blocked throughout (a terminal call from the background must not
+	 * stop us). */
+	sigemptyset(&blocked);
+	for (int i = 0; i < PG_NQUIT; i++)
+		handle(quit_signals[i], on_quit, &blocked);
+	handle(SIGWINCH, on_winch, &blocked);
+	if (w.tty)
+		handle(SIGTSTP, on_tstp, NULL);
+	sigaddset(&blocked, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &blocked, &orig);
+	wait_mask = orig;
+	sigaddset(&wait_mask, SIGTTOU);
+
 	next = w.t0;
 	while (!quit_signal) {
 		double t = now_s();
 		struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
-		int ms;
+		struct timespec ts;
+		double left;
 
 		if (t >= next || redraw) {
 			redraw = 0;
+			term_enter(&w);
 			free(err);
 			err = NULL;
 			r = frame(&w, p, &err, &errlen);
@@ -501,23 +591,22 @@ int pg_ports_watch(struct pg_ports *p, double interval)
 				next += interval * (double)(long long)((t - next) / interval + 1);
 			continue;
 		}
-		ms = (int)((next - t) * 1000) + 1;
-		if (poll(&pfd, w.keys ? 1 : 0, ms) > 0 && (pfd.revents & (POLLIN | POLLHUP)) &&
-		    read_keys(&w))
-			break;
+		left = next - t;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		if (ppoll(&pfd, w.keys ? 1 : 0, &ts, &wait_mask) > 0) {
+			if (pfd.revents & (POLLNVAL | POLLERR))
+				w.keys = w.stdin_tty = 0;
+			else if ((pfd.revents & (POLLIN | POLLHUP)) && read_keys(&w))
+				break;
+		}
 	}
 	term_leave(&w);
 	signal(SIGTSTP, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &orig, NULL);
 	if (err && errlen)
 		fwrite(err, 1, errlen, stderr);
 	free(err);
-	{
-		struct pg_trend *tr, *tmp;
-		HASH_ITER(hh, w.trends, tr, tmp)
-		{
-			HASH_DEL(w.trends, tr);
-			free(tr);
-		}
-	}
+	trends_free(&w);
 	return r;
 }
