@@ -572,6 +572,18 @@ void pg_table_print(struct pg_table *tb)
 	tb->nrows = 0;
 }
 
+void pg_ports_tuple_cells(const struct pg_tuple *t, char **cells)
+{
+	char local[64], remote[80];
+
+	pg_ports_tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
+	cells[0] = pg_cli_strdup(local);
+	cells[1] = pg_cli_strdup(remote);
+	cells[2] = pg_cli_asprintf("%ld", t->used);
+	cells[3] = pg_cli_asprintf("%.2f", pg_ports_round2(t->percent));
+	cells[4] = pg_cli_strdup(status_names[t->status]);
+}
+
 char *pg_ports_owners_text(struct pg_ports *p, const struct pg_tuple *t)
 {
 	size_t shown = t->nowners > 3 ? 3 : t->nowners;
@@ -693,15 +705,10 @@ static void print_text(struct pg_ports *p)
 		pg_table_add(&tb, hdr);
 		for (size_t i = 0; i < p->ntuples && i < PG_TEXT_ROWS; i++) {
 			const struct pg_tuple *t = p->tuples[i];
-			char local[64], remote[80];
-			pg_ports_tuple_strings(t, local, sizeof(local), remote, sizeof(remote));
-			char *row[] = { pg_cli_strdup(local),
-					pg_cli_strdup(remote),
-					pg_cli_asprintf("%ld", t->used),
-					pg_cli_asprintf("%.2f", pg_ports_round2(t->percent)),
-					pg_cli_strdup(status_names[t->status]),
-					pg_ports_states_text(t),
-					pg_ports_owners_text(p, t) };
+			char *row[7];
+			pg_ports_tuple_cells(t, row);
+			row[5] = pg_ports_states_text(t);
+			row[6] = pg_ports_owners_text(p, t);
 			pg_table_add(&tb, row);
 		}
 		pg_table_print(&tb);

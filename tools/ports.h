@@ -80,6 +80,8 @@ void pg_ports_print_procs(struct pg_ports *p, size_t max_rows);
 void pg_ports_tuple_strings(const struct pg_tuple *t, char *local, size_t lsize, char *remote,
 			    size_t rsize);
 char *pg_ports_states_text(const struct pg_tuple *t);
+/* A tuple's first five cells: LOCAL, REMOTE, USED, %, STATUS. */
+void pg_ports_tuple_cells(const struct pg_tuple *t, char **cells);
 char *pg_ports_owners_text(struct pg_ports *p, const struct pg_tuple *t);
 double pg_ports_round2(double v);
 

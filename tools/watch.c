@@ -366,7 +366,6 @@ static void render(struct pg_watch *w, struct pg_ports *p, double t, int rows)
 		pg_table_add(&tb, hdr);
 		for (size_t i = 0; i < n && i < max_rows; i++) {
 			struct pg_tuple *tu, gone;
-			char local[64], remote[80];
 			double span;
 			long change;
 
@@ -377,17 +376,13 @@ static void render(struct pg_watch *w, struct pg_ports *p, double t, int rows)
 				tu = &gone;
 			}
 			change = trend_change(w, v[i], t, &span);
-			pg_ports_tuple_strings(tu, local, sizeof(local), remote, sizeof(remote));
-			char *row[] = { pg_cli_strdup(local),
-					pg_cli_strdup(remote),
-					pg_cli_asprintf("%ld", tu->used),
-					pg_cli_asprintf("%.2f", pg_ports_round2(tu->percent)),
-					pg_cli_strdup(pg_ports_status_names[tu->status]),
-					sparkline(w, v[i]),
-					pg_cli_asprintf("%+ld in %.0fs", change, span),
-					full_in_text(p, tu->used, change, span),
-					tu->used ? pg_ports_states_text(tu) : pg_cli_strdup("-"),
-					pg_ports_owners_text(p, tu) };
+			char *row[10];
+			pg_ports_tuple_cells(tu, row);
+			row[5] = sparkline(w, v[i]);
+			row[6] = pg_cli_asprintf("%+ld in %.0fs", change, span);
+			row[7] = full_in_text(p, tu->used, change, span);
+			row[8] = tu->used ? pg_ports_states_text(tu) : pg_cli_strdup("-");
+			row[9] = pg_ports_owners_text(p, tu);
 			pg_table_add(&tb, row);
 		}
 		pg_table_print(&tb);
