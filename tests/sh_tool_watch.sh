@@ -108,8 +108,8 @@ check "a tuple new while watching: CHANGE from 0" "+30" "$change"
 # FULL IN: once the change spans a second or more.
 full_of() { awk '{ for (i = 1; i <= NF; i++) if ($i == "in" && $(i + 1) ~ /s$/) { print $(i + 2); exit } }'; }
 has_forecast() { [[ $(row2 | full_of) =~ ^[0-9]+[smhd]$ ]]; }
-wait_until 20 "a FULL IN forecast for $R2" has_forecast
-cond "... and a FULL IN forecast: $(row2 | full_of) ($(row2 | awk '{print $7, $8, $9}'))" $?
+wait_until 20 "a FULL IN forecast for $R2" has_forecast; rc=$?
+cond "... and a FULL IN forecast: $(row2 | full_of) ($(row2 | awk '{print $7, $8, $9}'))" "$rc"
 wpid=$(pgrep -P "$("${TM[@]}" display-message -p -t c '#{pane_pid}')" -x portguard)
 kill -TERM "$wpid"
 wait_until 10 "ports --watch to quit on SIGTERM" done_ok "$T/rc.c" || notok "SIGTERM quit"
