@@ -51,7 +51,6 @@ static const char usage[] =
     "owner and their number is reported.\n";
 
 const char *const pg_ports_status_names[] = { "OK", "WARNING", "CRITICAL" };
-#define status_names pg_ports_status_names
 
 static int status_of(const struct pg_ports *p, double percent)
 {
@@ -334,7 +333,7 @@ static int print_json(struct pg_ports *p)
 	json_object_set_new(root, "range",
 			    json_pack("{sIsIsI}", "low", (json_int_t)p->low, "high",
 				      (json_int_t)p->high, "size", (json_int_t)p->size));
-	json_object_set_new(root, "status", json_string(status_names[p->status]));
+	json_object_set_new(root, "status", json_string(pg_ports_status_names[p->status]));
 	for (size_t i = 0; i < p->ntuples; i++) {
 		const struct pg_tuple *t = p->tuples[i];
 		json_t *o = json_object(), *states = json_object(), *owners = json_array();
@@ -351,7 +350,7 @@ static int print_json(struct pg_ports *p)
 					    json_integer(t->states[order[k]]));
 		json_object_set_new(o, "states", states);
 		json_object_set_new(o, "percent", json_real(pg_ports_round2(t->percent)));
-		json_object_set_new(o, "status", json_string(status_names[t->status]));
+		json_object_set_new(o, "status", json_string(pg_ports_status_names[t->status]));
 		for (size_t k = 0; k < t->nowners; k++)
 			json_array_append_new(owners,
 					      json_pack("{sisssI}", "pid", t->owners[k].pid, "comm",
@@ -371,7 +370,7 @@ static int print_json(struct pg_ports *p)
 				    pr->fd_limit > 0 ? json_integer(pr->fd_limit) : json_null());
 		json_object_set_new(o, "sockets", json_integer(pr->sockets));
 		json_object_set_new(o, "percent", json_real(pg_ports_round2(pi->percent)));
-		json_object_set_new(o, "status", json_string(status_names[pi->status]));
+		json_object_set_new(o, "status", json_string(pg_ports_status_names[pi->status]));
 		json_array_append_new(procs, o);
 	}
 	free(idx);
@@ -581,7 +580,7 @@ void pg_ports_tuple_cells(const struct pg_tuple *t, char **cells)
 	cells[1] = pg_cli_strdup(remote);
 	cells[2] = pg_cli_asprintf("%ld", t->used);
 	cells[3] = pg_cli_asprintf("%.2f", pg_ports_round2(t->percent));
-	cells[4] = pg_cli_strdup(status_names[t->status]);
+	cells[4] = pg_cli_strdup(pg_ports_status_names[t->status]);
 }
 
 char *pg_ports_owners_text(struct pg_ports *p, const struct pg_tuple *t)
@@ -627,7 +626,7 @@ void pg_ports_print_head(struct pg_ports *p)
 	size_t *idx, n = listed_procs(p, &idx);
 	long total = 0;
 
-	printf("portguard ports: %s - ", status_names[p->status]);
+	printf("portguard ports: %s - ", pg_ports_status_names[p->status]);
 	if (p->ntuples) {
 		char local[64], remote[80];
 		pg_ports_tuple_strings(p->tuples[0], local, sizeof(local), remote, sizeof(remote));
@@ -679,7 +678,7 @@ void pg_ports_print_procs(struct pg_ports *p, size_t max_rows)
 							 : pg_cli_strdup("unlimited"),
 					pg_cli_asprintf("%.2f", pg_ports_round2(pi->percent)),
 					pg_cli_asprintf("%ld", pr->sockets),
-					pg_cli_strdup(status_names[pi->status]) };
+					pg_cli_strdup(pg_ports_status_names[pi->status]) };
 			pg_table_add(&tb, row);
 		}
 		pg_table_print(&tb);
